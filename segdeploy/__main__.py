@@ -1,0 +1,5 @@
+"""``python -m segdeploy`` runs the CLI."""
+
+from segdeploy.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Benchmarking and accuracy: machine information, metrics, reports."""

@@ -1,0 +1,84 @@
+"""The ``segdeploy`` Typer app: global options and the one error -> exit code mapping."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
+
+from segdeploy import __version__
+from segdeploy.cli import console
+from segdeploy.cli.console import STATE, debug_from_environment
+from segdeploy.errors import EXIT_CHECK_FAILED, SegdeployError
+
+
+class SegdeployGroup(TyperGroup):
+    """Maps SegdeployError to one line on stderr and its exit code; tracebacks only with --debug."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except SegdeployError as error:
+            _report(error, f"error: {error}")
+            ctx.exit(error.exit_code)
+        except (typer.Exit, typer.Abort, TyperException):  # typer's own: usage errors exit 2
+            raise
+        except KeyboardInterrupt:
+            console.err.print("interrupted")
+            ctx.exit(130)
+        except Exception as error:  # a bug: still one line unless --debug
+            _report(error, f"internal error: {type(error).__name__}: {error} "
+                           "(rerun with --debug for the traceback)")
+            ctx.exit(EXIT_CHECK_FAILED)
+
+
+def _report(error: BaseException, line: str) -> None:
+    if STATE.debug:
+        console.err.print(traceback.format_exc(), markup=False, highlight=False)
+    # soft_wrap: the error stays one line whatever the terminal width.
+    console.err.print(line.splitlines()[0], markup=False, highlight=False, soft_wrap=True)
+
+
+app = typer.Typer(
+    cls=SegdeployGroup,
+    name="segdeploy",
+    help="Semantic segmentation from PyTorch to fast, verified deployment artifacts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out.print(f"segdeploy {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (also SEGDEPLOY_DEBUG=1).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Global options apply to every command: segdeploy [--debug] [--quiet|--verbose] CMD ..."""
+    STATE.debug = debug or debug_from_environment()
+    STATE.quiet = quiet
+    STATE.verbose = verbose
+
+
+def _register() -> None:
+    # Command modules import only typer/rich at module level; heavy work is lazy.
+    from segdeploy.cli import demo, export, info
+
+    for module in (export, info, demo):
+        module.register(app)
+
+
+_register()

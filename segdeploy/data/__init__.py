@@ -1,0 +1,1 @@
+"""Data: dataset readers, the one preprocessing path, synthetic scenes. Torch-free."""

@@ -1,0 +1,63 @@
+"""Typed errors and the one mapping from error to exit code.
+
+Library code raises these; the CLI prints ``str(error)`` as one line and exits with
+``error.exit_code``. The codes follow the CLI conventions table in the README.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BAD_INPUT = 3
+EXIT_MISSING_DEPENDENCY = 4
+
+
+class SegdeployError(Exception):
+    """Base of every error segdeploy raises on purpose; the message is one line for users."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+class CheckFailedError(SegdeployError):
+    """A result was computed and is bad (verification or accuracy gate failed).
+
+    ``report`` carries the computed result so callers can still show it.
+    """
+
+    exit_code = EXIT_CHECK_FAILED
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class UsageError(SegdeployError):
+    """The command line or API call is malformed."""
+
+    exit_code = EXIT_USAGE
+
+
+class BadInputError(SegdeployError):
+    """A file, value or data set given by the user is missing, corrupt or invalid."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class MissingDependencyError(SegdeployError):
+    """An optional package, backend or device is not available."""
+
+    exit_code = EXIT_MISSING_DEPENDENCY
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import an optional module or raise MissingDependencyError naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{module} is not installed ({exc}); install it with: pip install 'segdeploy[{extra}]'"
+        ) from exc

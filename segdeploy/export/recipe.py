@@ -1,0 +1,49 @@
+"""Export recipes: small TOML files (under the top-level ``export/`` folder) of defaults.
+
+A recipe names the source preset or checkpoint, the class count and ExportConfig fields;
+command-line options override it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+import tomllib
+
+from segdeploy.errors import BadInputError
+from segdeploy.export.config import ExportConfig
+from segdeploy.fileio import require_file
+from segdeploy.sizes import parse_hw
+
+_CONFIG_FIELDS = {f.name for f in fields(ExportConfig)}
+_RECIPE_KEYS = {"source", "num_classes", "description"} | _CONFIG_FIELDS
+
+
+@dataclass(frozen=True)
+class ExportRecipe:
+    source: str | None
+    num_classes: int | None
+    config: ExportConfig
+
+
+def load_recipe(path: str | os.PathLike) -> ExportRecipe:
+    """Parse a recipe file; unknown keys are an error (typos must not pass silently)."""
+    path = require_file(path, "export recipe")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - _RECIPE_KEYS)
+    if unknown:
+        raise BadInputError(f"{path}: unknown recipe key(s) {', '.join(unknown)}")
+    values = {key: data[key] for key in _CONFIG_FIELDS & set(data)}
+    if "input_size" in values:
+        values["input_size"] = parse_hw(str(values["input_size"]))
+    return ExportRecipe(data.get("source"), data.get("num_classes"), ExportConfig(**values))
+
+
+def merge_options(base: ExportConfig, **given: Any) -> ExportConfig:
+    """``base`` with every option that was actually given (not None) applied."""
+    return base.replace(**{key: value for key, value in given.items() if value is not None})

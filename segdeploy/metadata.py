@@ -1,0 +1,250 @@
+"""The artifact metadata schema that travels inside every segdeploy artifact.
+
+One versioned schema, stored as a plain JSON-compatible dict: in checkpoints (so
+``torch.load(weights_only=True)`` reads it), in ONNX ``metadata_props`` under the key
+``segdeploy``, later in OpenVINO ``rt_info`` and engine sidecars. Later commands read it
+so users never repeat flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from segdeploy import __version__
+from segdeploy.errors import BadInputError
+
+SCHEMA_VERSION = 1
+ONNX_METADATA_KEY = "segdeploy"
+
+
+class Precision(str, Enum):
+    """Numeric precision of an artifact; one enum for every command."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"  # static, calibrated, as QDQ
+    INT8_DYNAMIC = "int8-dynamic"
+
+
+class ResizePolicy(str, Enum):
+    """How an image is brought to the model's input size."""
+
+    STRETCH = "stretch"  # resize to eval_size, aspect ratio not kept
+    LETTERBOX = "letterbox"  # keep aspect ratio, pad to eval_size
+    KEEP = "keep"  # native size, padded to a multiple of divisor
+
+
+class ChannelOrder(str, Enum):
+    RGB = "RGB"
+    BGR = "BGR"
+
+
+class OutputKind(str, Enum):
+    LOGITS = "logits"  # float NxCxHxW
+    MASK = "mask"  # uint8 NxHxW class ids (graph ends in argmax)
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """The preprocessing contract: what the model expects its input to be.
+
+    ``mean``/``std`` are in ``channel_order`` and in the scale after ``pixel_scale``.
+    """
+
+    channel_order: ChannelOrder = ChannelOrder.RGB
+    pixel_scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    resize_policy: ResizePolicy = ResizePolicy.STRETCH
+    eval_size: tuple[int, int] = (360, 480)
+    divisor: int = 32
+
+
+@dataclass(frozen=True)
+class TensorIO:
+    """Graph I/O: stable tensor names, input dtype/layout and what the output holds."""
+
+    input_name: str = "input"
+    output_name: str = "logits"
+    input_dtype: str = "float32"  # "uint8" when normalisation is fused into the graph
+    input_layout: str = "NCHW"  # "NHWC" only for fused-normalisation graphs
+    output: OutputKind = OutputKind.LOGITS
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    """Everything a later stage needs to use an artifact without extra flags."""
+
+    arch: str
+    config: dict[str, Any]
+    num_classes: int
+    class_names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    ignore_index: int | None = 255
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    io: TensorIO = field(default_factory=TensorIO)
+    precision: Precision = Precision.FP32
+    source: dict[str, str] | None = None  # {"path": ..., "sha256": ...} it was made from
+    created_by: str = f"segdeploy {__version__}"
+    # Stage records (export options, verification figures, training summary ...).
+    history: tuple[dict[str, Any], ...] = ()
+
+    def replace(self, **changes: Any) -> ArtifactMeta:
+        """A copy with ``changes`` applied (the instance itself is frozen)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_record(self, stage: str, **record: Any) -> ArtifactMeta:
+        """A copy with one more stage record appended to ``history``."""
+        return self.replace(history=(*self.history, {"stage": stage, **record}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible dict (lists, str, numbers) with ``schema_version``."""
+        return {"schema_version": SCHEMA_VERSION, **_plain(dataclasses.asdict(self))}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArtifactMeta:
+        """Validate and build from a dict written by :meth:`to_dict`."""
+        return _meta_from_dict(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArtifactMeta:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"segdeploy metadata is not valid JSON: {exc}") from exc
+        return _meta_from_dict(data)
+
+
+def default_class_names(num_classes: int) -> tuple[str, ...]:
+    return tuple(f"class_{index}" for index in range(num_classes))
+
+
+def default_palette(num_classes: int) -> tuple[tuple[int, int, int], ...]:
+    """The Pascal VOC bit-interleaved palette: distinct colours for any class count."""
+    palette = []
+    for index in range(num_classes):
+        red = green = blue = 0
+        label = index
+        for shift in range(7, -1, -1):
+            red |= ((label >> 0) & 1) << shift
+            green |= ((label >> 1) & 1) << shift
+            blue |= ((label >> 2) & 1) << shift
+            label >>= 3
+        palette.append((red, green, blue))
+    return tuple(palette)
+
+
+def new_meta(
+    arch: str,
+    config: dict[str, Any],
+    num_classes: int,
+    *,
+    class_names: tuple[str, ...] | None = None,
+    palette: tuple[tuple[int, int, int], ...] | None = None,
+    preprocess: Preprocess | None = None,
+    **fields: Any,
+) -> ArtifactMeta:
+    """Metadata for a model with defaults filled in (generic names, VOC palette, ImageNet stats)."""
+    return ArtifactMeta(
+        arch=arch,
+        config=dict(config),
+        num_classes=num_classes,
+        class_names=class_names or default_class_names(num_classes),
+        palette=palette or default_palette(num_classes),
+        preprocess=preprocess or Preprocess(),
+        **fields,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Convert tuples/enums/nested dicts into JSON-native types."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _meta_from_dict(data: Any) -> ArtifactMeta:
+    if not isinstance(data, dict):
+        raise BadInputError("segdeploy metadata is not a JSON object")
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise BadInputError("segdeploy metadata has no schema_version; it was not written by segdeploy")
+    if version > SCHEMA_VERSION:
+        raise BadInputError(
+            f"metadata schema_version {version} is newer than this segdeploy supports "
+            f"({SCHEMA_VERSION}); upgrade segdeploy"
+        )
+    try:
+        num_classes = int(data["num_classes"])
+        meta = ArtifactMeta(
+            arch=str(data["arch"]),
+            config=dict(data.get("config") or {}),
+            num_classes=num_classes,
+            class_names=tuple(str(name) for name in data["class_names"]),
+            palette=tuple(tuple(int(c) for c in rgb) for rgb in data["palette"]),
+            ignore_index=None if data.get("ignore_index") is None else int(data["ignore_index"]),
+            preprocess=_preprocess_from_dict(data.get("preprocess") or {}),
+            io=_io_from_dict(data.get("io") or {}),
+            precision=Precision(data.get("precision", "fp32")),
+            source=data.get("source"),
+            created_by=str(data.get("created_by", "unknown")),
+            history=tuple(data.get("history") or ()),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInputError(f"segdeploy metadata is invalid: {exc!r}") from exc
+    _validate(meta)
+    return meta
+
+
+def _preprocess_from_dict(data: dict[str, Any]) -> Preprocess:
+    return Preprocess(
+        channel_order=ChannelOrder(data.get("channel_order", "RGB")),
+        pixel_scale=float(data.get("pixel_scale", 1.0 / 255.0)),
+        mean=tuple(float(v) for v in data.get("mean", IMAGENET_MEAN)),
+        std=tuple(float(v) for v in data.get("std", IMAGENET_STD)),
+        resize_policy=ResizePolicy(data.get("resize_policy", "stretch")),
+        eval_size=tuple(int(v) for v in data.get("eval_size", (360, 480))),
+        divisor=int(data.get("divisor", 32)),
+    )
+
+
+def _io_from_dict(data: dict[str, Any]) -> TensorIO:
+    return TensorIO(
+        input_name=str(data.get("input_name", "input")),
+        output_name=str(data.get("output_name", "logits")),
+        input_dtype=str(data.get("input_dtype", "float32")),
+        input_layout=str(data.get("input_layout", "NCHW")),
+        output=OutputKind(data.get("output", "logits")),
+    )
+
+
+def _validate(meta: ArtifactMeta) -> None:
+    problems = []
+    if meta.num_classes < 1:
+        problems.append("num_classes must be >= 1")
+    if len(meta.class_names) != meta.num_classes:
+        problems.append(f"{len(meta.class_names)} class_names for {meta.num_classes} classes")
+    if len(meta.palette) < meta.num_classes:
+        problems.append(f"palette has {len(meta.palette)} colours for {meta.num_classes} classes")
+    pre = meta.preprocess
+    if len(pre.mean) != 3 or len(pre.std) != 3 or any(s <= 0 for s in pre.std):
+        problems.append("mean/std must have 3 values and std must be positive")
+    if len(pre.eval_size) != 2 or min(pre.eval_size) < 1 or pre.divisor < 1:
+        problems.append("eval_size must be two positive ints and divisor >= 1")
+    if problems:
+        raise BadInputError("segdeploy metadata is invalid: " + "; ".join(problems))

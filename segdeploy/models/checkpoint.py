@@ -1,0 +1,147 @@
+"""Self-describing checkpoints: save, safe load, and ``load_model`` from file or preset.
+
+A checkpoint is a plain dict ``{"format", "meta", "state_dict", ...}`` of str, numbers,
+lists and tensors, so ``torch.load(weights_only=True)`` reads it and refuses anything
+that would execute code. Training adds its own plain keys (optimizer state, epoch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from segdeploy.errors import BadInputError
+from segdeploy.fileio import atomic_output, require_file, sha256_file
+from segdeploy.metadata import ArtifactMeta, new_meta
+from segdeploy.models.registry import create_model, model_config
+
+CHECKPOINT_FORMAT = "segdeploy.checkpoint"
+MAX_KEYS_SHOWN = 5
+
+
+def save_checkpoint(
+    model: nn.Module, path: str | os.PathLike, meta: ArtifactMeta, **extra: Any
+) -> Path:
+    """Write model weights and ``meta`` atomically; ``extra`` plain values are stored beside."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "meta": meta.to_dict(),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        **extra,
+    }
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint file safely (``weights_only=True``); any refusal is BadInputError."""
+    path = require_file(path, "checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError, AttributeError, ImportError, TypeError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInputError(
+            f"{path} is not a loadable checkpoint (safe loading refused it: {reason[:160]})"
+        ) from exc
+    if not isinstance(payload, dict):
+        raise BadInputError(f"{path} holds a {type(payload).__name__}, not a checkpoint dict")
+    return payload
+
+
+def is_state_dict(payload: dict[str, Any]) -> bool:
+    return bool(payload) and all(isinstance(v, torch.Tensor) for v in payload.values())
+
+
+def load_model(
+    source: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    num_classes: int | None = None,
+    **overrides: Any,
+) -> tuple[nn.Module, ArtifactMeta]:
+    """Return ``(model in eval mode, metadata)`` from a checkpoint path or a preset name.
+
+    - segdeploy checkpoint: architecture and metadata come from the file.
+    - plain state dict: ``arch`` and ``num_classes`` are required.
+    - preset name (no such file): a randomly initialised model, like Ultralytics from a yaml.
+    ``overrides`` are constructor options (e.g. ``base_channels``) for presets and state dicts.
+    """
+    if num_classes is not None and num_classes < 1:
+        raise BadInputError(f"--num-classes must be >= 1, got {num_classes}")
+    path = Path(source)
+    if not path.exists():
+        if os.sep in str(source) or path.suffix in {".pt", ".pth", ".ckpt"}:
+            raise BadInputError(f"checkpoint not found: {path}")
+        return _preset_model(str(source), num_classes, overrides)
+    payload = read_checkpoint(path)
+    sha = sha256_file(path)
+    if payload.get("format") == CHECKPOINT_FORMAT:
+        meta = ArtifactMeta.from_dict(payload.get("meta"))
+        if arch is not None and arch != meta.arch:
+            raise BadInputError(f"{path} holds a {meta.arch}, not {arch}; drop --arch")
+        if num_classes is not None and num_classes != meta.num_classes:
+            raise BadInputError(f"{path} has {meta.num_classes} classes, not {num_classes}")
+        model = create_model(meta.arch, **{**meta.config, **overrides})
+        state = payload.get("state_dict")
+    elif is_state_dict(payload):
+        if arch is None or num_classes is None:
+            raise BadInputError(
+                f"{path} is a plain state dict without metadata; pass --arch and --num-classes"
+            )
+        model, meta = _preset_model(arch, num_classes, overrides)
+        state = payload
+    else:
+        raise BadInputError(f"{path} is not a segdeploy checkpoint or a state dict")
+    load_state_checked(model, state, meta.arch, path)
+    meta = meta.replace(source={"path": str(path), "sha256": sha})
+    return model.eval(), meta
+
+
+def _preset_model(
+    name: str, num_classes: int | None, overrides: dict[str, Any]
+) -> tuple[nn.Module, ArtifactMeta]:
+    if num_classes is not None:
+        overrides = {**overrides, "num_classes": num_classes}
+    config = model_config(name, **overrides)
+    model = create_model(name, **config)
+    meta = new_meta(name, config, int(config["num_classes"]))
+    meta = meta.replace(preprocess=dataclasses.replace(meta.preprocess, divisor=model.size_divisor))
+    return model.eval(), meta
+
+
+def load_state_checked(model: nn.Module, state: Any, arch: str, path: Path) -> None:
+    """Load ``state`` strictly; on mismatch raise one line naming the offending keys."""
+    if not isinstance(state, dict) or not is_state_dict(state):
+        raise BadInputError(f"{path} has no usable state_dict")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(
+        f"{key} {tuple(state[key].shape)} vs {tuple(expected[key].shape)}"
+        for key in set(expected) & set(state)
+        if state[key].shape != expected[key].shape
+    )
+    problems = [
+        f"{label} {len(keys)} ({_shorten(keys)})"
+        for label, keys in (("missing", missing), ("unexpected", unexpected),
+                            ("shape mismatch", wrong_shape))
+        if keys
+    ]
+    if problems:
+        raise BadInputError(f"state dict in {path} does not fit {arch}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+
+
+def _shorten(keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_KEYS_SHOWN])
+    return shown + (f", ... {len(keys) - MAX_KEYS_SHOWN} more" if len(keys) > MAX_KEYS_SHOWN else "")

@@ -1,0 +1,33 @@
+"""Parsing of the ``HxW`` sizes used by every command (height first)."""
+
+from __future__ import annotations
+
+import re
+
+from segdeploy.errors import BadInputError
+
+_HW = re.compile(r"^\s*(-?\d+)\s*[xX]\s*(-?\d+)\s*$")
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """Parse ``"360x480"`` into ``(360, 480)``; both parts must be positive integers."""
+    match = _HW.match(text)
+    if not match:
+        raise BadInputError(f"size {text!r} is not HxW (height first), e.g. 360x480")
+    height, width = int(match.group(1)), int(match.group(2))
+    if height < 1 or width < 1:
+        raise BadInputError(f"size {text!r} must be positive in both dimensions")
+    return height, width
+
+
+def parse_hw_list(text: str) -> list[tuple[int, int]]:
+    """Parse a comma-separated list of sizes, e.g. ``"360x480,720x960"``."""
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise BadInputError("no size given; expected HxW or a comma-separated list of HxW")
+    return [parse_hw(part) for part in parts]
+
+
+def format_hw(size: tuple[int, int]) -> str:
+    """Format ``(360, 480)`` as ``"360x480"``."""
+    return f"{size[0]}x{size[1]}"

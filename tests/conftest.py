@@ -1,0 +1,92 @@
+"""Shared fixtures and capability-based skipping for the markers gpu, tensorrt, data, slow."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+CAMVID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camvid"
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    reasons = {
+        "gpu": None if _has_cuda() else "needs an NVIDIA GPU with CUDA",
+        "tensorrt": None if importlib.util.find_spec("tensorrt") and _has_cuda() else "needs TensorRT and a GPU",
+        "data": None if (CAMVID / "train").is_dir() else f"needs CamVid at {CAMVID}",
+        "slow": None if os.environ.get("SEGDEPLOY_SKIP_SLOW", "") in ("", "0") else "SEGDEPLOY_SKIP_SLOW is set",
+    }
+    for item in items:
+        for marker, reason in reasons.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def camvid_root() -> Path:
+    return CAMVID
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("exports")
+
+
+def _export(export_dir: Path, arch: str, name: str, **config):
+    from segdeploy.export.config import ExportConfig
+    from segdeploy.export.onnx_export import export_onnx
+    from segdeploy.models.checkpoint import load_model
+
+    model, meta = load_model(arch, num_classes=5)
+    report = export_onnx(model, export_dir / f"{name}.onnx", ExportConfig(**config), meta)
+    return model, meta, report
+
+
+@pytest.fixture(scope="session")
+def unet_export(export_dir):
+    """(model, meta, report) of unet_tiny exported once per session with dynamic shapes."""
+    return _export(export_dir, "unet_tiny", "unet_tiny")
+
+
+@pytest.fixture(scope="session")
+def swin_export(export_dir):
+    return _export(export_dir, "swin_seg_tiny", "swin_seg_tiny")
+
+
+@pytest.fixture(scope="session")
+def unet_argmax_export(export_dir, unet_export):
+    from segdeploy.export.config import ExportConfig
+    from segdeploy.export.onnx_export import export_onnx
+
+    model, meta, _ = unet_export
+    return export_onnx(model, export_dir / "unet_argmax.onnx", ExportConfig(with_argmax=True), meta)
+
+
+@pytest.fixture(scope="session")
+def export_variant(export_dir, unet_export):
+    """Factory: export the session's unet_tiny with extra ExportConfig fields (cached)."""
+    from segdeploy.export.config import ExportConfig
+    from segdeploy.export.onnx_export import export_onnx
+
+    model, meta, _ = unet_export
+    cache = {}
+
+    def make(**config):
+        key = tuple(sorted(config.items()))
+        if key not in cache:
+            name = "unet_" + "_".join(f"{k}-{v}" for k, v in key)
+            cache[key] = export_onnx(model, export_dir / f"{name}.onnx", ExportConfig(**config), meta)
+        return cache[key]
+
+    return make

@@ -1,0 +1,79 @@
+import pickle
+import zipfile
+
+import pytest
+import torch
+
+from segdeploy.errors import BadInputError
+from segdeploy.models import create_model
+from segdeploy.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+
+
+def test_checkpoint_round_trip_restores_weights_and_metadata(tmp_path):
+    model, meta = load_model("unet_tiny", num_classes=3)
+    path = save_checkpoint(model, tmp_path / "m.pt", meta, epoch=4)
+    loaded, loaded_meta = load_model(path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+    assert loaded_meta.arch == "unet_tiny" and loaded_meta.num_classes == 3
+    assert loaded_meta.source["path"] == str(path) and len(loaded_meta.source["sha256"]) == 64
+    assert read_checkpoint(path)["epoch"] == 4
+    assert not loaded.training
+
+
+def test_plain_state_dict_needs_arch_and_classes(tmp_path):
+    model = create_model("unet_tiny", num_classes=3)
+    torch.save(model.state_dict(), tmp_path / "plain.pt")
+    with pytest.raises(BadInputError, match="--arch and --num-classes"):
+        load_model(tmp_path / "plain.pt")
+    loaded, meta = load_model(tmp_path / "plain.pt", arch="unet_tiny", num_classes=3)
+    assert torch.equal(loaded.head.weight, model.head.weight) and meta.num_classes == 3
+
+
+def test_state_dict_of_another_architecture_names_the_keys(tmp_path):
+    torch.save(create_model("unet_tiny", num_classes=3).state_dict(), tmp_path / "plain.pt")
+    expected = r"does not fit swin_seg_tiny: missing \d+ \(decoder.*unexpected \d+ \(down"
+    with pytest.raises(BadInputError, match=expected):
+        load_model(tmp_path / "plain.pt", arch="swin_seg_tiny", num_classes=3)
+    with pytest.raises(BadInputError, match="shape mismatch 2 .*head"):
+        load_model(tmp_path / "plain.pt", arch="unet_tiny", num_classes=4)
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned-by-checkpoint",))
+
+
+def test_pickle_with_code_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open("evil.pt", "wb") as handle:
+        pickle.dump({"state_dict": _Payload()}, handle)
+    with pytest.raises(BadInputError, match="not a loadable checkpoint"):
+        load_model("evil.pt")
+    assert not (tmp_path / "pwned-by-checkpoint").exists()
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "empty-zip", "empty"])
+def test_files_that_are_not_checkpoints(tmp_path, kind):
+    path = tmp_path / "bad.pt"
+    if kind == "random":
+        path.write_bytes(bytes(range(256)) * 8)
+    elif kind == "text":
+        path.write_text("just some text\n")
+    elif kind == "empty-zip":
+        zipfile.ZipFile(path, "w").close()
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(BadInputError):
+        load_model(path)
+
+
+def test_unknown_names_and_missing_files():
+    with pytest.raises(BadInputError, match="unknown architecture"):
+        load_model("not_a_model")
+    with pytest.raises(BadInputError, match="not found"):
+        load_model("missing/model.pt")
+    with pytest.raises(BadInputError, match="num-classes"):
+        load_model("unet_tiny", num_classes=0)
