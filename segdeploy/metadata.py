@@ -171,6 +171,8 @@ def _plain(value: Any) -> Any:
     """Convert tuples/enums/nested dicts into JSON-native types."""
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, str):
+        return str(value)  # str subclasses (torch.__version__) would not load with weights_only
     if isinstance(value, dict):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -1,14 +1,28 @@
 """The one preprocessing path: images as OpenCV reads them -> model input, and back.
 
-Driven only by the metadata's preprocessing contract; nothing else in segdeploy
-normalises images.
+Driven only by the metadata's preprocessing contract (channel order, pixel scale,
+mean/std, resize policy, eval size, divisor); nothing else in segdeploy normalises images.
+Calibration, runtime, bench, predict and train all call these functions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import cv2
 import numpy as np
 
-from segdeploy.metadata import ChannelOrder, Preprocess
+from segdeploy.data.datasets import to_bgr_uint8
+from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an image went inside the model input, to undo it on the mask."""
+
+    original_size: tuple[int, int]  # H, W of the image as given
+    content_size: tuple[int, int]  # H, W of the resized image inside the input
+    input_size: tuple[int, int]  # H, W of the model input (content + padding at bottom/right)
 
 
 def normalize(images_bgr: np.ndarray, pre: Preprocess) -> np.ndarray:
@@ -27,3 +41,73 @@ def normalization_affine(pre: Preprocess) -> tuple[np.ndarray, np.ndarray]:
     std = np.asarray(pre.std, dtype=np.float32)
     mean = np.asarray(pre.mean, dtype=np.float32)
     return np.float32(pre.pixel_scale) / std, -mean / std
+
+
+def plan_placement(original_size: tuple[int, int], pre: Preprocess) -> Placement:
+    """Decide content and input sizes for an image of ``original_size`` under ``pre``."""
+    height, width = original_size
+    eval_h, eval_w = pre.eval_size
+    if pre.resize_policy == ResizePolicy.STRETCH:
+        return Placement(original_size, (eval_h, eval_w), (eval_h, eval_w))
+    if pre.resize_policy == ResizePolicy.LETTERBOX:
+        scale = min(eval_h / height, eval_w / width)
+        content = (max(1, round(height * scale)), max(1, round(width * scale)))
+        return Placement(original_size, content, (eval_h, eval_w))
+    divisor = pre.divisor
+    padded = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
+    return Placement(original_size, original_size, padded)
+
+
+def resize_for_input(image_bgr: np.ndarray, placement: Placement) -> np.ndarray:
+    """Resize (bilinear; area when shrinking) the image to ``placement.content_size``."""
+    height, width = placement.content_size
+    if image_bgr.shape[:2] == (height, width):
+        return image_bgr
+    shrinking = height * width < image_bgr.shape[0] * image_bgr.shape[1]
+    return cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def preprocess(image: np.ndarray, pre: Preprocess) -> tuple[np.ndarray, Placement]:
+    """One image (gray, BGR or BGRA uint8) -> (1, 3, H, W) float32 model input and its placement."""
+    image = to_bgr_uint8(image)
+    placement = plan_placement(image.shape[:2], pre)
+    content = normalize(resize_for_input(image, placement)[None], pre)
+    return pad_to(content, placement.input_size), placement
+
+
+def preprocess_batch(images: list[np.ndarray], pre: Preprocess) -> tuple[np.ndarray, list[Placement]]:
+    """Several images -> one batch; they must land on the same input size (stretch/letterbox do)."""
+    prepared = [preprocess(image, pre) for image in images]
+    sizes = {placement.input_size for _, placement in prepared}
+    if len(sizes) > 1:
+        raise ValueError(f"images map to different input sizes {sorted(sizes)}; process them one by one")
+    return np.concatenate([batch for batch, _ in prepared]), [placement for _, placement in prepared]
+
+
+def pad_to(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Zero-pad (N, C, h, w) at the bottom/right to ``size`` (zero = the mean colour after normalising)."""
+    pad_h, pad_w = size[0] - batch.shape[2], size[1] - batch.shape[3]
+    if pad_h == 0 and pad_w == 0:
+        return batch
+    return np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)))
+
+
+def postprocess(output: np.ndarray, placement: Placement) -> np.ndarray:
+    """One model output ((C, H, W) logits or (H, W) class ids) -> (H0, W0) uint8 mask at the original size."""
+    classes = output.argmax(0) if output.ndim == 3 else output
+    content_h, content_w = placement.content_size
+    classes = classes[:content_h, :content_w].astype(np.uint8)
+    height, width = placement.original_size
+    if classes.shape != (height, width):
+        # NEAREST_EXACT samples pixel centres; plain INTER_NEAREST shifts label maps by up to a pixel.
+        classes = cv2.resize(classes, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+    return classes
+
+
+def resize_logits(logits: np.ndarray, placement: Placement) -> np.ndarray:
+    """(C, H, W) logits -> (C, H0, W0) at the original size (bilinear), padding removed."""
+    content_h, content_w = placement.content_size
+    cropped = logits[:, :content_h, :content_w].transpose(1, 2, 0)
+    height, width = placement.original_size
+    resized = cv2.resize(np.ascontiguousarray(cropped), (width, height), interpolation=cv2.INTER_LINEAR)
+    return resized.reshape(height, width, -1).transpose(2, 0, 1)

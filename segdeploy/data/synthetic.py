@@ -55,3 +55,22 @@ def _paint(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     texture = 20 * np.sin(np.arange(width, dtype=np.float32) / rng.uniform(2, 9))[None, :, None]
     image += gradient + texture * (mask[..., None] % 2) + rng.normal(0, 12, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_synthetic_dataset(root, splits: dict[str, int], size: tuple[int, int] = (96, 128), seed: int = 0):
+    """Write scenes in the generic layout: ``root/<split>/images/*.png``, ``masks/*.png``, ``classes.txt``.
+
+    Returns ``root`` as a Path. Same arguments, same files.
+    """
+    from pathlib import Path
+
+    root = Path(root)
+    for offset, (split, count) in enumerate(splits.items()):
+        images, masks = make_scenes(count, *size, seed=seed * 1000 + offset)
+        (root / split / "images").mkdir(parents=True, exist_ok=True)
+        (root / split / "masks").mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            cv2.imwrite(str(root / split / "images" / f"{split}_{index:04d}.png"), images[index])
+            cv2.imwrite(str(root / split / "masks" / f"{split}_{index:04d}.png"), masks[index])
+    (root / "classes.txt").write_text("\n".join(SYNTHETIC_CLASSES) + "\n")
+    return root

@@ -68,7 +68,7 @@ def export_onnx(
     out_meta = meta.replace(io=tensor_io, precision=Precision.FP32, created_by=f"segdeploy {__version__}")
     out_meta = out_meta.with_record(
         "export", opset=config.opset, dynamic=config.dynamic, input_size=list(input_size),
-        torch=torch.__version__, onnx=onnx.__version__,
+        torch=str(torch.__version__), onnx=onnx.__version__,
         verification=verification.to_dict() if verification else None,
     )
     data = attach_metadata(proto, out_meta).SerializeToString()

@@ -1,0 +1,144 @@
+"""Calibration manifests: image paths relative to a data root, each with its sha256.
+
+A manifest makes a calibration set reproducible and checkable. Paths resolve against
+``data_root`` given by the caller, else the root recorded in the manifest, else the
+manifest's own folder. ``class-balanced`` selection uses label maps so rare classes
+(pole, sign, pedestrian, bicyclist on CamVid) are covered.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segdeploy.data.datasets import SegDataset, open_dataset, open_image_folder
+from segdeploy.errors import BadInputError
+from segdeploy.fileio import require_file, sha256_bytes, sha256_file, write_json
+
+MANIFEST_FORMAT = "segdeploy.calibration-manifest"
+SELECTIONS = ("random", "class-balanced")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    images: tuple[str, ...]  # relative to the data root
+    sha256: tuple[str, ...]
+    data_root: str
+    selection: str
+    seed: int
+    source: str  # e.g. "camvid:train"
+
+    def resolve(self, data_root: str | os.PathLike | None = None) -> list[Path]:
+        root = Path(data_root or self.data_root)
+        return [root / name for name in self.images]
+
+    @property
+    def digest(self) -> str:
+        """One hash over the ordered (path, sha256) pairs: identifies the calibration set."""
+        return sha256_bytes("\n".join(f"{n} {h}" for n, h in zip(self.images, self.sha256)).encode())
+
+
+def select_images(dataset: SegDataset, count: int, selection: str, seed: int) -> list[int]:
+    """Indices of ``count`` images (all if fewer exist) chosen by ``selection``."""
+    if selection not in SELECTIONS:
+        raise BadInputError(f"unknown selection {selection!r}; choose from {', '.join(SELECTIONS)}")
+    count = min(count, len(dataset))
+    rng = np.random.default_rng(seed)
+    if selection == "random" or not dataset.has_masks:
+        return sorted(rng.choice(len(dataset), size=count, replace=False).tolist())
+    return _class_balanced(dataset, count, rng)
+
+
+def _class_balanced(dataset: SegDataset, count: int, rng: np.random.Generator) -> list[int]:
+    """Greedy: each pick maximises the summed rarity of the classes it adds, discounted by coverage."""
+    presence = np.zeros((len(dataset), dataset.num_classes), dtype=np.float64)
+    for index in range(len(dataset)):
+        mask = dataset[index].mask
+        pixels = np.bincount(mask[mask < dataset.num_classes].ravel(), minlength=dataset.num_classes)
+        presence[index] = pixels > 0.001 * mask.size  # present, not a stray pixel
+    rarity = 1.0 / np.maximum(presence.sum(0), 1)
+    covered = np.zeros(dataset.num_classes)
+    chosen: list[int] = []
+    available = np.ones(len(dataset), dtype=bool)
+    jitter = rng.random(len(dataset)) * 1e-9  # seeded tie-break
+    for _ in range(count):
+        gain = presence @ (rarity / (1.0 + covered)) + jitter
+        gain[~available] = -np.inf
+        pick = int(np.argmax(gain))
+        chosen.append(pick)
+        available[pick] = False
+        covered += presence[pick]
+    return sorted(chosen)
+
+
+def build_manifest(data: str | os.PathLike, split: str | None, count: int, selection: str = "random",
+                   seed: int = 0) -> Manifest:
+    """Choose images from a dataset split (or a plain image folder when ``split`` is None)."""
+    if count < 1:
+        raise BadInputError("--num-images must be >= 1")
+    dataset = open_dataset(data, split) if split else open_image_folder(data)
+    indices = select_images(dataset, count, selection, seed)
+    root = Path(data).resolve()
+    paths = [dataset.pairs[index][0].resolve() for index in indices]
+    return Manifest(
+        images=tuple(str(path.relative_to(root)) for path in paths),
+        sha256=tuple(sha256_file(path) for path in paths),
+        data_root=str(root), selection=selection, seed=seed,
+        source=f"{dataset.layout}:{split}" if split else "images",
+    )
+
+
+def write_manifest(manifest: Manifest, path: str | os.PathLike) -> None:
+    """Write JSON; ``data_root`` is stored relative to the manifest's folder so a repository can move."""
+    relative_root = os.path.relpath(manifest.data_root, Path(path).resolve().parent)
+    payload: dict[str, Any] = {
+        "format": MANIFEST_FORMAT, "version": 1, "source": manifest.source,
+        "selection": manifest.selection, "seed": manifest.seed, "data_root": relative_root,
+        "created": datetime.date.today().isoformat(), "digest": manifest.digest,
+        "images": [{"path": name, "sha256": digest} for name, digest in zip(manifest.images, manifest.sha256)],
+    }
+    write_json(path, payload)
+
+
+def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None = None,
+                  verify: bool = True) -> tuple[Manifest, list[Path]]:
+    """Read a manifest and resolve its images; with ``verify``, every file must exist with its hash."""
+    path = require_file(path, "calibration manifest")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path} is not a JSON manifest: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != MANIFEST_FORMAT:
+        raise BadInputError(f"{path} is not a segdeploy calibration manifest")
+    try:
+        manifest = Manifest(
+            images=tuple(item["path"] for item in payload["images"]),
+            sha256=tuple(item["sha256"] for item in payload["images"]),
+            data_root=str(path.resolve().parent / payload.get("data_root", ".")),
+            selection=payload.get("selection", "?"), seed=int(payload.get("seed", 0)),
+            source=payload.get("source", "?"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInputError(f"{path} is a malformed manifest: {exc!r}") from exc
+    root = Path(data_root) if data_root else Path(manifest.data_root)
+    files = manifest.resolve(root)
+    if verify:
+        _verify_files(files, manifest.sha256, root)
+    return manifest, files
+
+
+def _verify_files(files: list[Path], hashes: tuple[str, ...], root: Path) -> None:
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise BadInputError(f"{len(missing)} manifest image(s) missing under {root} (first: {missing[0]}); "
+                            "pass --data-root")
+    changed = [f for f, h in zip(files, hashes) if sha256_file(f) != h]
+    if changed:
+        raise BadInputError(f"{len(changed)} manifest image(s) changed since the manifest was written "
+                            f"(first: {changed[0]})")

@@ -1,0 +1,1 @@
+"""Training: augmentation, losses and the trainer behind ``segdeploy train``. Imports torch."""

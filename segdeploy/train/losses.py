@@ -1,0 +1,52 @@
+"""Segmentation losses: ce, dice, focal and ce+dice, all honouring the ignore label."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("ce", "dice", "focal", "ce+dice")
+
+
+def class_weights_from_counts(counts: np.ndarray) -> torch.Tensor:
+    """ENet-style weights 1 / ln(1.02 + frequency), normalised to mean 1 (rare classes weigh more)."""
+    frequency = counts / max(1, counts.sum())
+    weights = 1.0 / np.log(1.02 + frequency)
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """1 - mean soft Dice over classes present in the batch, ignored pixels excluded."""
+    valid = (target != ignore_index).unsqueeze(1)
+    probabilities = logits.softmax(1) * valid
+    one_hot = F.one_hot(target.clamp(0, logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2) * valid
+    intersection = (probabilities * one_hot).sum((0, 2, 3))
+    total = probabilities.sum((0, 2, 3)) + one_hot.sum((0, 2, 3))
+    present = one_hot.sum((0, 2, 3)) > 0
+    dice = (2 * intersection + 1.0) / (total + 1.0)
+    return 1 - dice[present].mean() if present.any() else logits.sum() * 0
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, weight: torch.Tensor | None,
+               gamma: float = 2.0) -> torch.Tensor:
+    ce = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction="none")
+    probability = torch.exp(-F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none"))
+    valid = target != ignore_index
+    focal = (1 - probability) ** gamma * ce
+    return focal[valid].mean() if valid.any() else logits.sum() * 0
+
+
+def segmentation_loss(name: str, logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The named loss for logits (N, C, H, W) and targets (N, H, W) int64."""
+    if name == "ce":
+        return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
+    if name == "dice":
+        return dice_loss(logits, target, ignore_index)
+    if name == "focal":
+        return focal_loss(logits, target, ignore_index, weight)
+    if name == "ce+dice":
+        return (F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
+                + dice_loss(logits, target, ignore_index))
+    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segdeploy.data.preprocess import normalize, plan_placement, postprocess, preprocess, preprocess_batch
+from segdeploy.errors import BadInputError
+from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy
+
+
+def _blocky_labels(height, width, classes=4, seed=0, block=24):
+    # Blocks larger than the 3x downscale (360x480 -> 120x160) so the round trip measures
+    # alignment, not the resolution the downscale loses.
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, classes, (height // block + 1, width // block + 1), dtype=np.uint8)
+    return np.kron(coarse, np.ones((block, block), np.uint8))[:height, :width]
+
+
+def _perfect_logits(labels, placement, classes=4):
+    """Logits a perfect model would give in input space: the labels pushed through the placement."""
+    import cv2
+
+    content_h, content_w = placement.content_size
+    inside = cv2.resize(labels, (content_w, content_h), interpolation=cv2.INTER_NEAREST_EXACT)
+    full = np.zeros(placement.input_size, np.uint8)
+    full[:content_h, :content_w] = inside
+    return np.eye(classes, dtype=np.float32)[full].transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("policy", list(ResizePolicy))
+@pytest.mark.parametrize("size", [(97, 131), (360, 480), (33, 200)])
+def test_mask_round_trip_for_each_policy(policy, size):
+    pre = Preprocess(resize_policy=policy, eval_size=(120, 160), divisor=32)
+    image = np.zeros((*size, 3), np.uint8)
+    batch, placement = preprocess(image, pre)
+    assert batch.shape == (1, 3, *placement.input_size) and batch.dtype == np.float32
+    if policy == ResizePolicy.KEEP:
+        assert all(s % 32 == 0 for s in placement.input_size)
+    labels = _blocky_labels(*size)
+    restored = postprocess(_perfect_logits(labels, placement), placement)
+    assert restored.shape == size and restored.dtype == np.uint8
+    agreement = (restored == labels).mean()
+    assert agreement == 1.0 if policy == ResizePolicy.KEEP else agreement > 0.99
+
+
+def test_normalize_follows_the_contract():
+    pre = Preprocess(channel_order=ChannelOrder.RGB, pixel_scale=1 / 255, mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.2))
+    image = np.zeros((1, 2, 2, 3), np.uint8)
+    image[..., 0], image[..., 2] = 255, 51  # BGR: blue 255, red 51
+    out = normalize(image, pre)
+    np.testing.assert_allclose(out[0, :, 0, 0], [(0.2 - 0.1) / 0.5, (0 - 0.2) / 0.25, (1 - 0.3) / 0.2], rtol=1e-6)
+    bgr = normalize(image, Preprocess(channel_order=ChannelOrder.BGR, mean=(0, 0, 0), std=(1, 1, 1)))
+    np.testing.assert_allclose(bgr[0, :, 0, 0], [1.0, 0.0, 0.2], rtol=1e-6)
+
+
+def test_gray_and_rgba_are_converted_other_dtypes_refused():
+    pre = Preprocess(eval_size=(16, 16))
+    assert preprocess(np.zeros((10, 12), np.uint8), pre)[0].shape == (1, 3, 16, 16)
+    assert preprocess(np.zeros((10, 12, 4), np.uint8), pre)[0].shape == (1, 3, 16, 16)
+    with pytest.raises(BadInputError, match="float32"):
+        preprocess(np.zeros((10, 12, 3), np.float32), pre)
+
+
+def test_batches_need_one_input_size():
+    stretch = Preprocess(eval_size=(16, 16))
+    batch, placements = preprocess_batch([np.zeros((10, 12, 3), np.uint8), np.zeros((30, 7, 3), np.uint8)], stretch)
+    assert batch.shape == (2, 3, 16, 16) and placements[1].original_size == (30, 7)
+    keep = Preprocess(resize_policy=ResizePolicy.KEEP, divisor=8)
+    with pytest.raises(ValueError, match="one by one"):
+        preprocess_batch([np.zeros((10, 12, 3), np.uint8), np.zeros((30, 7, 3), np.uint8)], keep)
+
+
+@settings(max_examples=40, deadline=None)
+@given(height=st.integers(1, 300), width=st.integers(1, 300), policy=st.sampled_from(list(ResizePolicy)),
+       eval_h=st.integers(8, 64), eval_w=st.integers(8, 64), divisor=st.sampled_from([1, 8, 32]))
+def test_placement_properties(height, width, policy, eval_h, eval_w, divisor):
+    pre = Preprocess(resize_policy=policy, eval_size=(eval_h, eval_w), divisor=divisor)
+    placement = plan_placement((height, width), pre)
+    assert all(c <= i for c, i in zip(placement.content_size, placement.input_size))
+    assert min(placement.content_size) >= 1
+    if policy != ResizePolicy.KEEP:
+        assert placement.input_size == (eval_h, eval_w)
+    else:
+        assert all(i % divisor == 0 and i - o < divisor for i, o in zip(placement.input_size, (height, width)))
+    mask = postprocess(np.zeros(placement.input_size, np.uint8), placement)
+    assert mask.shape == (height, width)
