@@ -62,7 +62,7 @@ def export_onnx(
         model, meta.preprocess, config.fuse_normalize, config.input_layout, config.with_argmax
     ).eval()
     started = time.perf_counter()
-    proto = _trace_to_onnx(graph, tensor_io, input_size, config)
+    proto = _trace_to_onnx(graph, tensor_io, input_size, config, meta.preprocess.divisor)
     export_seconds = time.perf_counter() - started
     verification = _verify(graph, proto, tensor_io, input_size, config, meta) if config.verify else None
     out_meta = meta.replace(io=tensor_io, precision=Precision.FP32, created_by=f"segdeploy {__version__}")
@@ -121,11 +121,23 @@ def _example_input(tensor_io: TensorIO, batch: int, size: tuple[int, int]) -> to
     return torch.zeros(shape, dtype=torch.float32)
 
 
+def trace_size(input_size: tuple[int, int], divisor: int, dynamic: bool) -> tuple[int, int]:
+    """The example size to trace at: for dynamic exports at least two ``divisor`` blocks per side.
+
+    torch.export specialises on sizes that are 1 (a single Swin window in a stage, like a
+    batch of 1), which would fail or pin a dynamic export traced at a small size. Tracing is
+    symbolic, so the larger size costs nothing; verification still runs at ``input_size``.
+    """
+    if not dynamic:
+        return input_size
+    return tuple(max(side, 2 * divisor) for side in input_size)
+
+
 def _trace_to_onnx(
-    graph: DeployGraph, tensor_io: TensorIO, input_size: tuple[int, int], config: ExportConfig
+    graph: DeployGraph, tensor_io: TensorIO, input_size: tuple[int, int], config: ExportConfig, divisor: int
 ) -> onnx.ModelProto:
     # Batch 2 in the example: torch.export specialises dimensions of size 1.
-    example = _example_input(tensor_io, 2 if config.dynamic else 1, input_size)
+    example = _example_input(tensor_io, 2 if config.dynamic else 1, trace_size(input_size, divisor, config.dynamic))
     dynamic_shapes = None
     if config.dynamic:
         h_axis, w_axis = (1, 2) if tensor_io.input_layout == "NHWC" else (2, 3)

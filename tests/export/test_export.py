@@ -127,3 +127,10 @@ def test_users_own_module_exports_with_metadata(tmp_path):
     report = export_onnx(_Custom().eval(), tmp_path / "mine.onnx", ExportConfig(input_size=(32, 48)), meta)
     assert report.verification.passed
     assert read_metadata(load_onnx(report.output)).arch == "my_net"
+
+
+def test_dynamic_swin_export_from_a_small_eval_size(swin_export):
+    # At 64x80 every Swin stage has one window; tracing there would specialise the graph.
+    _, meta, report = swin_export
+    assert meta.preprocess.eval_size == (64, 80) and report.input_size == (64, 80)
+    assert report.verification.passed and [c.shape[0] for c in report.verification.cases] == [1, 2]

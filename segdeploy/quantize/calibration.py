@@ -1,0 +1,114 @@
+"""Calibration sources and range collection with bounded memory.
+
+ONNX Runtime's histogram calibrators keep every intermediate output of every sample given
+to one ``collect_data`` call. Feeding one image per call keeps only one image's
+activations alive; histograms (and min/max ranges) merge across calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import resource
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from segdeploy.data.datasets import open_dataset, open_image_folder, read_image
+from segdeploy.data.manifest import MANIFEST_FORMAT, Manifest, build_manifest, load_manifest
+from segdeploy.data.preprocess import preprocess
+from segdeploy.errors import BadInputError, require
+from segdeploy.metadata import ArtifactMeta
+from segdeploy.quantize.config import METHODS
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    files: tuple[Path, ...]
+    manifest: Manifest
+    dataset_root: Path | None  # the dataset the images came from, for a default eval split
+
+
+def resolve_calibration(source: str, num_images: int, seed: int, select: str,
+                        data_root: str | None = None) -> CalibrationSet:
+    """A manifest, a dataset folder (its ``train`` split) or a plain image folder -> image files."""
+    path = Path(source)
+    if path.is_file():
+        if path.suffix != ".json" or MANIFEST_FORMAT not in path.read_text(errors="ignore")[:200]:
+            raise BadInputError(f"--calib {path} is a file but not a calibration manifest")
+        manifest, files = load_manifest(path, data_root)
+        files = files[:num_images]
+        return CalibrationSet(tuple(files), manifest, Path(manifest.data_root))
+    if not path.is_dir():
+        raise BadInputError(f"calibration source not found: {path}")
+    try:
+        open_dataset(path, "train")
+        manifest = build_manifest(path, "train", num_images, select, seed)
+        dataset_root = path
+    except BadInputError:
+        open_image_folder(path)  # raises if there are no images at all
+        manifest = build_manifest(path, None, num_images, "random", seed)
+        dataset_root = None
+    return CalibrationSet(tuple(manifest.resolve()), manifest, dataset_root)
+
+
+class _OneBatch:
+    """The CalibrationDataReader protocol for a single input batch."""
+
+    def __init__(self, name: str, batch: np.ndarray) -> None:
+        self.items = [{name: batch}]
+
+    def get_next(self):
+        return self.items.pop() if self.items else None
+
+
+def calibration_batches(files: tuple[Path, ...], meta: ArtifactMeta):
+    """Yield (1, 3, H, W) model inputs; undecodable images are skipped and counted."""
+    skipped = 0
+    for file in files:
+        try:
+            image = read_image(file)
+        except BadInputError:
+            skipped += 1
+            continue
+        yield preprocess(image, meta.preprocess)[0]
+    if skipped == len(files):
+        raise BadInputError(f"none of the {len(files)} calibration images could be decoded")
+
+
+def collect_ranges(model_path: Path, files: tuple[Path, ...], meta: ArtifactMeta, method: str,
+                   percentile: float, symmetric: bool, on_image=None):
+    """Calibrate one image per ``collect_data`` call; returns (TensorsData, peak RSS MB)."""
+    require("onnxruntime", "cpu")
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+
+    if method not in METHODS:
+        raise BadInputError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
+    calibrate_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                        "percentile": CalibrationMethod.Percentile}[method]
+    options = {"symmetric": symmetric, "percentile": percentile}
+    count = 0
+    with tempfile.TemporaryDirectory(prefix="segdeploy-calib.") as scratch, _silenced():
+        calibrator = create_calibrator(model_path, None, augmented_model_path=str(Path(scratch) / "aug.onnx"),
+                                       calibrate_method=calibrate_method, extra_options=options)
+        for batch in calibration_batches(files, meta):
+            calibrator.collect_data(_OneBatch(meta.io.input_name, batch))
+            count += 1
+            if on_image:
+                on_image(count)
+        ranges = calibrator.compute_data()
+    return ranges, peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def _silenced():
+    """ONNX Runtime's quantization tools print progress to stdout; keep the CLI's output clean."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield

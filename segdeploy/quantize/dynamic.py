@@ -1,0 +1,55 @@
+"""Dynamic INT8: weights quantized ahead of time, activations at run time, MatMul/Gemm only.
+
+ONNX Runtime's CPU provider cannot run the ConvInteger a dynamic Conv would become, and
+TensorRT cannot use dynamic quantization at all, so this is a CPU precision for models
+with linear layers (Swin-Seg), not for conv-only U-Nets.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import onnx
+
+from segdeploy.errors import BadInputError, CheckFailedError, require
+from segdeploy.metadata import Precision
+from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.quantize.config import QuantConfig, QuantReport, Target
+from segdeploy.quantize.finish import finish, refuse_quantized
+
+DYNAMIC_OPS = ("MatMul", "Gemm")
+
+
+def quantize_dynamic(
+    onnx_path: str | os.PathLike, out: str | os.PathLike, config: QuantConfig = QuantConfig()
+) -> QuantReport:
+    """Quantize MatMul/Gemm weights to INT8; exit 1 (CheckFailedError) when there are none."""
+    require("onnxruntime", "cpu")
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
+
+    if config.target == Target.TENSORRT:
+        raise BadInputError("int8-dynamic cannot target TensorRT (it has no dynamic quantization); "
+                            "use --precision int8 with --calib, or --target cpu")
+    started = time.perf_counter()
+    model = load_onnx(onnx_path)
+    meta = read_metadata(model, str(onnx_path))
+    refuse_quantized(model, meta, str(onnx_path))
+    linear = sum(node.op_type in DYNAMIC_OPS for node in model.graph.node)
+    if not linear:
+        raise CheckFailedError(f"{meta.arch} has no MatMul/Gemm: dynamic INT8 has nothing to quantize "
+                               "(conv-only model); use --precision int8 with --calib")
+    with tempfile.TemporaryDirectory(prefix="segdeploy-dyn.") as scratch:
+        source, target = Path(scratch) / "in.onnx", Path(scratch) / "out.onnx"
+        onnx.save(model, source)
+        ort_quantize_dynamic(source, target, op_types_to_quantize=list(DYNAMIC_OPS), per_channel=config.per_channel,
+                             weight_type=QuantType.QInt8, nodes_to_exclude=list(config.exclude_nodes))
+        quantized = onnx.load(target)
+    record = {"target": Target.CPU, "op_types": list(DYNAMIC_OPS), "per_channel": config.per_channel,
+              "linear_nodes": linear}
+    return finish(quantized, Path(out), model, meta, precision=Precision.INT8_DYNAMIC, gate=config.gate,
+                  record=record, started=started, target=Target.CPU, method=None, calibration_images=0,
+                  calibration_digest=None, calibration_peak_rss_mb=None)

@@ -1,0 +1,64 @@
+"""What every quantization ends with: accuracy gate, metadata, atomic write."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from segdeploy import __version__
+from segdeploy.errors import BadInputError, CheckFailedError
+from segdeploy.fileio import atomic_output
+from segdeploy.metadata import ArtifactMeta, Precision
+from segdeploy.onnx_meta import attach_metadata
+from segdeploy.quantize.accuracy import compare_models, held_out_images
+from segdeploy.quantize.config import AccuracyGate, QuantReport
+
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+                 "ConvInteger", "QLinearConv", "QLinearMatMul")
+
+
+def refuse_quantized(model: onnx.ModelProto, meta: ArtifactMeta, origin: str) -> None:
+    """An already quantized model (by metadata or by its ops) is bad input."""
+    ops = {node.op_type for node in model.graph.node}
+    if meta.precision != Precision.FP32 or ops & set(QUANTIZED_OPS) or _has_fp16_weights(model):
+        raise BadInputError(f"{origin} is already quantized ({meta.precision.value}); quantize the fp32 export")
+    if meta.io.input_dtype != "float32":
+        raise BadInputError(f"{origin} takes {meta.io.input_dtype} input (fused normalisation); "
+                            "quantize an export without --fuse-normalize")
+
+
+def _has_fp16_weights(model: onnx.ModelProto) -> bool:
+    return any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
+
+
+def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    counts = Counter(node.op_type for node in model.graph.node)
+    return {op: counts[op] for op in sorted(counts) if op in QUANTIZED_OPS or op == "Cast"}
+
+
+def finish(
+    quantized: onnx.ModelProto, out: Path, float_model: onnx.ModelProto, meta: ArtifactMeta, *,
+    precision: Precision, gate: AccuracyGate, record: dict[str, Any], started: float,
+    calibration_root: Path | None = None, calibration_files: tuple[Path, ...] = (), **report: Any,
+) -> QuantReport:
+    """Evaluate against the float model, attach metadata, and write ``out`` only if the gate passes."""
+    description, samples = held_out_images(gate, meta, calibration_root, calibration_files)
+    accuracy = compare_models(float_model.SerializeToString(), quantized.SerializeToString(), meta, gate,
+                              description, samples)
+    out_meta = meta.replace(precision=precision, created_by=f"segdeploy {__version__}")
+    out_meta = out_meta.with_record("quantize", precision=precision.value, **record,
+                                    accuracy={k: v for k, v in accuracy.__dict__.items()})
+    data = attach_metadata(quantized, out_meta).SerializeToString()
+    result = QuantReport(
+        output=None, precision=precision.value, seconds=time.perf_counter() - started, size_bytes=len(data),
+        quantized_ops=op_counts(quantized), accuracy=accuracy, **report,
+    )
+    if not accuracy.passed:
+        raise CheckFailedError(f"accuracy gate failed: {accuracy.gate}; nothing written", result)
+    with atomic_output(out) as tmp:
+        tmp.write_bytes(data)
+    return QuantReport(**{**result.__dict__, "output": str(out)})

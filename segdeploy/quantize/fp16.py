@@ -1,0 +1,37 @@
+"""FP16 ONNX with float32 I/O (ONNX Runtime's float16 converter), fragile ops kept in FP32."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from segdeploy.errors import require
+from segdeploy.metadata import Precision
+from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.quantize.config import Fp16Config, QuantReport, Target
+from segdeploy.quantize.finish import finish, refuse_quantized
+
+
+def convert_fp16(
+    onnx_path: str | os.PathLike, out: str | os.PathLike, config: Fp16Config = Fp16Config()
+) -> QuantReport:
+    """Convert weights and compute to FP16, keeping graph I/O float32 and ``keep_fp32_ops`` in FP32.
+
+    Resize, Softmax and normalisation reductions stay FP32: their FP16 versions lose range or
+    precision (softmax over 49 window tokens, mean/variance of LayerNorm), which costs accuracy
+    for no speed on CPUs and little on GPUs.
+    """
+    require("onnxruntime", "cpu")
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    started = time.perf_counter()
+    model = load_onnx(onnx_path)
+    meta = read_metadata(model, str(onnx_path))
+    refuse_quantized(model, meta, str(onnx_path))
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(config.keep_fp32_ops))
+    record = {"keep_fp32_ops": list(config.keep_fp32_ops), "engine": "onnxruntime.transformers.float16"}
+    return finish(converted, Path(out), model, meta, precision=Precision.FP16, gate=config.gate, record=record,
+                  started=started, target=Target.TENSORRT, method=None, calibration_images=0,
+                  calibration_digest=None, calibration_peak_rss_mb=None,
+                  notes=("FP16 runs on ONNX Runtime CPU by casting; it is meant for GPUs and TensorRT.",))

@@ -1,0 +1,157 @@
+import json
+import subprocess
+import sys
+from collections import defaultdict
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from segdeploy.errors import BadInputError, CheckFailedError
+from segdeploy.metadata import Precision
+from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.quantize.config import AccuracyGate, QuantConfig
+from segdeploy.quantize.dynamic import quantize_dynamic
+from segdeploy.quantize.fp16 import convert_fp16
+from segdeploy.quantize.int8 import manifest_path, quantize_int8
+
+CONFIG = QuantConfig(num_images=12, gate=AccuracyGate(min_agreement=0.0, max_miou_drop=100.0))
+
+
+@pytest.fixture(scope="module")
+def int8_models(unet_fp32, scenes, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("int8")
+    return {target: quantize_int8(unet_fp32, folder / f"{target}.onnx", str(scenes), CONFIG.replace(target=target))
+            for target in ("tensorrt", "cpu")}
+
+
+def _initializers(model):
+    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+
+
+def _consumers(model):
+    consumers = defaultdict(list)
+    for node in model.graph.node:
+        for position, name in enumerate(node.input):
+            consumers[name].append((node, position))
+    return consumers
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "cpu"])
+def test_int8_keeps_agreement_for_both_targets(int8_models, target):
+    report = int8_models[target]
+    assert report.accuracy.pixel_agreement >= 0.95 and report.accuracy.miou_float is not None
+    assert report.quantized_ops["QuantizeLinear"] > 0 and report.calibration_images == 12
+    assert read_metadata(load_onnx(report.output)).precision == Precision.INT8
+
+
+def test_tensorrt_qdq_structure(int8_models):
+    model = load_onnx(int8_models["tensorrt"].output)
+    inits = _initializers(model)
+    produced_by = {out: node for node in model.graph.node for out in node.output}
+    zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                   and len(n.input) > 2]
+    assert zero_points and all(z.dtype == np.int8 and not z.any() for z in zero_points)  # symmetric int8
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "ConvTranspose"):
+            continue
+        weight_dq = produced_by[node.input[1]]
+        assert weight_dq.op_type == "DequantizeLinear"
+        axis = next((a.i for a in weight_dq.attribute if a.name == "axis"), 1)
+        assert axis == (0 if node.op_type == "Conv" else 1)  # per output channel
+        assert inits[weight_dq.input[1]].size > 1
+        if len(node.input) > 2:  # no bias Q/DQ: TensorRT rejects int32 bias
+            assert node.input[2] in inits and inits[node.input[2]].dtype == np.float32
+    # the head's output (the graph output) is not quantized
+    assert produced_by[model.graph.output[0].name].op_type != "DequantizeLinear"
+
+
+def test_cpu_target_uses_uint8_activations(int8_models):
+    model = load_onnx(int8_models["cpu"].output)
+    inits = _initializers(model)
+    activation_zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert activation_zero_points and all(z.dtype == np.uint8 for z in activation_zero_points)
+
+
+def test_manifest_is_written_and_reproducible(int8_models, unet_fp32, scenes, tmp_path):
+    first = int8_models["cpu"]
+    again = quantize_int8(unet_fp32, tmp_path / "again.onnx", str(scenes), CONFIG.replace(target="cpu"))
+    assert again.calibration_digest == first.calibration_digest
+    written = json.loads(manifest_path(tmp_path / "again.onnx").read_text())
+    assert written["digest"] == first.calibration_digest and len(written["images"]) == 12
+    # the manifest works as a calibration source and gives the same set
+    from_manifest = quantize_int8(unet_fp32, tmp_path / "m.onnx", str(manifest_path(tmp_path / "again.onnx")),
+                                  CONFIG.replace(target="cpu"))
+    assert from_manifest.calibration_digest == first.calibration_digest
+
+
+def test_fp16_runs_and_agrees(unet_fp32, tmp_path):
+    report = convert_fp16(unet_fp32, tmp_path / "fp16.onnx")
+    model = load_onnx(report.output)
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 I/O
+    assert report.accuracy.agreement_miou >= 0.98 and report.accuracy.passed
+
+
+def test_dynamic_int8_quantizes_swin_matmuls(swin_fp32, tmp_path):
+    report = quantize_dynamic(swin_fp32, tmp_path / "dyn.onnx", QuantConfig(gate=CONFIG.gate))
+    ops = {node.op_type for node in load_onnx(report.output).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
+    assert report.accuracy.pixel_agreement >= 0.95
+
+
+def test_dynamic_int8_on_a_conv_only_unet_exits_1(unet_fp32, tmp_path):
+    with pytest.raises(CheckFailedError, match="nothing to quantize"):
+        quantize_dynamic(unet_fp32, tmp_path / "dyn.onnx")
+    with pytest.raises(BadInputError, match="cannot target TensorRT"):
+        quantize_dynamic(unet_fp32, tmp_path / "dyn.onnx", QuantConfig(target="tensorrt"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_failed_gate_writes_nothing(unet_fp32, scenes, tmp_path):
+    strict = QuantConfig(num_images=2, method="minmax", gate=AccuracyGate(max_miou_drop=-1.0))
+    with pytest.raises(CheckFailedError, match="accuracy gate failed") as failure:
+        quantize_int8(unet_fp32, tmp_path / "x.onnx", str(scenes), strict)
+    assert failure.value.report.accuracy is not None and not (tmp_path / "x.onnx").exists()
+
+
+def test_already_quantized_and_bad_sources(int8_models, unet_fp32, tmp_path):
+    with pytest.raises(BadInputError, match="already quantized"):
+        convert_fp16(int8_models["cpu"].output, tmp_path / "x.onnx")
+    with pytest.raises(BadInputError, match="not found"):
+        quantize_int8(unet_fp32, tmp_path / "x.onnx", str(tmp_path / "nothing"), CONFIG)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInputError, match="no images"):
+        quantize_int8(unet_fp32, tmp_path / "x.onnx", str(tmp_path / "empty"), CONFIG)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(BadInputError, match="could be decoded"):
+        quantize_int8(unet_fp32, tmp_path / "x.onnx", str(tmp_path / "junk"), CONFIG)
+
+
+_PEAK_SCRIPT = """
+import sys
+from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.quantize.calibration import collect_ranges
+from pathlib import Path
+files = tuple(sorted(Path(sys.argv[2]).glob('*.png')))[: int(sys.argv[3])]
+meta = read_metadata(load_onnx(sys.argv[1]))
+meta = meta.replace(preprocess=meta.preprocess.__class__(eval_size=(360, 480), divisor=meta.preprocess.divisor))
+_, peak = collect_ranges(Path(sys.argv[1]), files, meta, 'entropy', 99.999, True)
+print(peak)
+"""
+
+
+@pytest.mark.slow
+def test_calibration_memory_does_not_grow_with_the_number_of_images(unet_fp32, scenes):
+    images = scenes / "train" / "images"
+
+    def peak(count):
+        result = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(unet_fp32), str(images), str(count)],
+                                capture_output=True, text=True, check=True)
+        return float(result.stdout.strip().splitlines()[-1])
+
+    few, many = peak(2), peak(16)
+    # Keeping every activation of 14 more images at 360x480 would add well over 100 MB.
+    assert many - few < 60, (few, many)
