@@ -142,7 +142,8 @@ def _probe(module_name: str, extra: str) -> dict[str, Any]:
     except Exception as exc:  # ImportError, or a broken install raising anything
         return {"usable": False, "detail": f"{type(exc).__name__}: {str(exc)[:80]}", "extra": extra}
     version = getattr(module, "__version__", None) or getattr(module, "get_version", lambda: None)()
-    return {"usable": True, "version": str(version) if version else "?", "detail": _capabilities(module_name, module)}
+    return {"usable": True, "version": str(version) if version else "?", "detail": _capabilities(module_name, module),
+            "extra": extra}
 
 
 def _capabilities(module_name: str, module) -> str:

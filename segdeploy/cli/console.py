@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -37,3 +40,24 @@ def detail(message: str) -> None:
     """A line shown only with --verbose."""
     if STATE.verbose and not STATE.quiet:
         err.print(message)
+
+
+def run_and_report(action: Callable[[], Any], show: Callable[[Any], None], json_path: Path | None) -> Any:
+    """Run ``action``; show its report and write ``--json``, also for the report a failed check carries."""
+    from segdeploy.errors import CheckFailedError
+    from segdeploy.fileio import write_json
+
+    try:
+        report = action()
+    except CheckFailedError as failure:
+        if failure.report is not None:
+            _emit(failure.report, show, json_path, write_json)
+        raise
+    _emit(report, show, json_path, write_json)
+    return report
+
+
+def _emit(report: Any, show: Callable[[Any], None], json_path: Path | None, write_json) -> None:
+    show(report)
+    if json_path:
+        write_json(json_path, report.to_dict())

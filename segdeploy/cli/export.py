@@ -36,11 +36,10 @@ def export_command(
     json_path: JsonOpt = None,
 ) -> None:
     """Export a checkpoint or preset to ONNX and verify it against eager PyTorch."""
-    from segdeploy.errors import CheckFailedError, UsageError
+    from segdeploy.errors import UsageError
     from segdeploy.export.config import ExportConfig
     from segdeploy.export.onnx_export import export_onnx
     from segdeploy.export.recipe import load_recipe, merge_options
-    from segdeploy.fileio import write_json
     from segdeploy.models.checkpoint import load_model
     from segdeploy.sizes import parse_hw
 
@@ -63,17 +62,7 @@ def export_command(
     model, meta = load_model(source, arch=arch, num_classes=classes)
     output = output or Path(f"{Path(source).stem}.onnx")
     console.info(f"exporting {meta.arch} ({meta.num_classes} classes) to {output} ...")
-    try:
-        report = export_onnx(model, output, config, meta)
-    except CheckFailedError as failure:
-        if failure.report is not None:
-            _print_report(failure.report)
-            if json_path:
-                write_json(json_path, failure.report.to_dict())
-        raise
-    _print_report(report)
-    if json_path:
-        write_json(json_path, report.to_dict())
+    console.run_and_report(lambda: export_onnx(model, output, config, meta), _print_report, json_path)
 
 
 def _print_report(report) -> None:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from segdeploy.cli import console
-
-
-class SelectChoice(str, Enum):
-    random = "random"
-    class_balanced = "class-balanced"
+from segdeploy.cli.options import SelectChoice
 
 
 def register(app: typer.Typer) -> None:

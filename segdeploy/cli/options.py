@@ -32,3 +32,10 @@ class PrecisionChoice(str, Enum):
 class LayoutChoice(str, Enum):
     nchw = "NCHW"
     nhwc = "NHWC"
+
+
+class SelectChoice(str, Enum):
+    """How images are chosen from a split (calibration sets)."""
+
+    random = "random"
+    class_balanced = "class-balanced"

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from segdeploy.cli import console
-from segdeploy.cli.options import JsonOpt, PrecisionChoice
+from segdeploy.cli.options import JsonOpt, PrecisionChoice, SelectChoice
 
 
 class TargetChoice(str, Enum):
@@ -23,11 +23,6 @@ class MethodChoice(str, Enum):
     minmax = "minmax"
     entropy = "entropy"
     percentile = "percentile"
-
-
-class SelectChoice(str, Enum):
-    random = "random"
-    class_balanced = "class-balanced"
 
 
 def register(app: typer.Typer) -> None:
@@ -62,8 +57,7 @@ def quantize_command(
     json_path: JsonOpt = None,
 ) -> None:
     """Quantize an ONNX model; the result is checked on held-out images and gated."""
-    from segdeploy.errors import BadInputError, CheckFailedError
-    from segdeploy.fileio import write_json
+    from segdeploy.errors import BadInputError
     from segdeploy.quantize.config import AccuracyGate, Fp16Config, QuantConfig
 
     if cpu_activations not in ("u8", "s8"):
@@ -77,17 +71,8 @@ def quantize_command(
     )
     suffix = precision.value.replace("-", "_") + (f"_{target.value}" if target else "")
     output = output or model.with_name(f"{model.stem}_{suffix}.onnx")
-    try:
-        report = _run(model, output, precision, calib, config, Fp16Config(gate=gate))
-    except CheckFailedError as failure:
-        if failure.report is not None:
-            _print(failure.report)
-            if json_path:
-                write_json(json_path, failure.report.to_dict())
-        raise
-    _print(report)
-    if json_path:
-        write_json(json_path, report.to_dict())
+    console.run_and_report(lambda: _run(model, output, precision, calib, config, Fp16Config(gate=gate)), _print,
+                           json_path)
 
 
 def _run(model, output, precision, calib, config, fp16_config):

@@ -1,10 +1,8 @@
 """The CLI in-process with typer's CliRunner: success paths, conventions and clean errors."""
 
 import json
-import pickle
 import subprocess
 import sys
-import zipfile
 
 import pytest
 import torch
@@ -12,6 +10,7 @@ from typer.testing import CliRunner
 
 from segdeploy.cli.app import app
 from segdeploy.models import create_model
+from tests.bad_files import BAD_CHECKPOINT_KINDS, SIDE_EFFECT_FILE, write_bad_checkpoint
 
 runner = CliRunner()
 
@@ -29,32 +28,12 @@ def assert_clean_failure(result, code, fragment):
     assert "Traceback" not in result.output
 
 
-class _Payload:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("touch pwned",))
-
-
-def _bad_file(tmp_path, kind):
-    path = tmp_path / f"{kind}.pt"
-    if kind == "random":
-        path.write_bytes(bytes(range(256)) * 4)
-    elif kind == "text":
-        path.write_text("hello\n")
-    elif kind == "empty-zip":
-        zipfile.ZipFile(path, "w").close()
-    elif kind == "pickle-code":
-        path.write_bytes(pickle.dumps(_Payload()))
-    return path
-
-
-@pytest.mark.parametrize("kind", ["random", "text", "empty-zip", "pickle-code"])
+@pytest.mark.parametrize("kind", BAD_CHECKPOINT_KINDS)
 def test_export_refuses_files_that_are_not_checkpoints(tmp_path, monkeypatch, kind):
     monkeypatch.chdir(tmp_path)
-    result = invoke("export", _bad_file(tmp_path, kind), "-o", tmp_path / "out.onnx")
-    assert_clean_failure(result, 3, "not a loadable checkpoint")
-    assert not (tmp_path / "pwned").exists() and not (tmp_path / "out.onnx").exists()
+    result = invoke("export", write_bad_checkpoint(tmp_path / "bad.pt", kind), "-o", tmp_path / "out.onnx")
+    assert_clean_failure(result, 3, "empty" if kind == "empty" else "not a loadable checkpoint")
+    assert not (tmp_path / SIDE_EFFECT_FILE).exists() and not (tmp_path / "out.onnx").exists()
 
 
 @pytest.mark.parametrize(

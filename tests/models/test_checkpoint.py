@@ -1,12 +1,10 @@
-import pickle
-import zipfile
-
 import pytest
 import torch
 
 from segdeploy.errors import BadInputError
 from segdeploy.models import create_model
 from segdeploy.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from tests.bad_files import BAD_CHECKPOINT_KINDS, SIDE_EFFECT_FILE, write_bad_checkpoint
 
 
 def test_checkpoint_round_trip_restores_weights_and_metadata(tmp_path):
@@ -39,35 +37,13 @@ def test_state_dict_of_another_architecture_names_the_keys(tmp_path):
         load_model(tmp_path / "plain.pt", arch="unet_tiny", num_classes=4)
 
 
-class _Payload:
-    def __reduce__(self):
-        import os
-
-        return (os.system, ("touch pwned-by-checkpoint",))
-
-
-def test_pickle_with_code_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", BAD_CHECKPOINT_KINDS)
+def test_files_that_are_not_checkpoints_are_refused_and_nothing_runs(tmp_path, monkeypatch, kind):
     monkeypatch.chdir(tmp_path)
-    with open("evil.pt", "wb") as handle:
-        pickle.dump({"state_dict": _Payload()}, handle)
-    with pytest.raises(BadInputError, match="not a loadable checkpoint"):
-        load_model("evil.pt")
-    assert not (tmp_path / "pwned-by-checkpoint").exists()
-
-
-@pytest.mark.parametrize("kind", ["random", "text", "empty-zip", "empty"])
-def test_files_that_are_not_checkpoints(tmp_path, kind):
-    path = tmp_path / "bad.pt"
-    if kind == "random":
-        path.write_bytes(bytes(range(256)) * 8)
-    elif kind == "text":
-        path.write_text("just some text\n")
-    elif kind == "empty-zip":
-        zipfile.ZipFile(path, "w").close()
-    else:
-        path.write_bytes(b"")
-    with pytest.raises(BadInputError):
+    path = write_bad_checkpoint(tmp_path / "bad.pt", kind)
+    with pytest.raises(BadInputError, match="not a loadable checkpoint|is empty"):
         load_model(path)
+    assert not (tmp_path / SIDE_EFFECT_FILE).exists()
 
 
 def test_unknown_names_and_missing_files():
