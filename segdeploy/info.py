@@ -32,7 +32,7 @@ def describe_artifact(source: str | os.PathLike, input_size: tuple[int, int] | N
 
 
 def _describe_onnx(path: Path) -> dict[str, Any]:
-    from segdeploy.onnx_meta import load_onnx, read_metadata
+    from segdeploy.onnx_meta import load_onnx, opset_of, read_metadata
 
     model = load_onnx(path)
     meta = read_metadata(model, str(path))
@@ -43,7 +43,7 @@ def _describe_onnx(path: Path) -> dict[str, Any]:
         "path": str(path),
         "size_bytes": path.stat().st_size,
         "sha256": sha256_file(path),
-        "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
+        "opset": opset_of(model),
         "precision": meta.precision.value,
         "params": params,
         "inputs": [_tensor(v) for v in model.graph.input if v.name not in initializers],

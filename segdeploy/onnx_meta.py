@@ -38,3 +38,8 @@ def load_onnx(path: str | os.PathLike, load_weights: bool = True) -> onnx.ModelP
         return onnx.load(str(path), load_external_data=load_weights)
     except Exception as exc:  # onnx raises DecodeError, ValueError, OSError ...
         raise BadInputError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from exc
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    """The default-domain opset the model imports (0 if none)."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)

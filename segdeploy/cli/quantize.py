@@ -49,6 +49,7 @@ def quantize_command(
     exclude_nodes: Annotated[str | None, typer.Option(help="Comma-separated node names kept in float.")] = None,
     exclude_ops: Annotated[str | None, typer.Option(help="Comma-separated op types kept in float.")] = None,
     cpu_activations: Annotated[str, typer.Option(help="cpu target: u8 (asymmetric) or s8 (symmetric).")] = "u8",
+    high_precision: Annotated[str, typer.Option(help="tensorrt target: unquantized remainder fp16 or fp32.")] = "fp16",
     eval_data: Annotated[Path | None, typer.Option(help="Held-out dataset for the accuracy gate.")] = None,
     eval_split: Annotated[str | None, typer.Option(help="Split of --eval-data (default val).")] = None,
     eval_images: Annotated[int, typer.Option(help="At most this many evaluation images.")] = 50,
@@ -67,7 +68,7 @@ def quantize_command(
         target=target.value if target else None, method=method.value, percentile=percentile, num_images=num_images,
         seed=seed, select=select.value, per_channel=per_channel, data_root=str(data_root) if data_root else None,
         exclude_nodes=_names(exclude_nodes), exclude_ops=_names(exclude_ops), cpu_activations=cpu_activations,
-        gate=gate,
+        high_precision=high_precision, gate=gate,
     )
     suffix = precision.value.replace("-", "_") + (f"_{target.value}" if target else "")
     output = output or model.with_name(f"{model.stem}_{suffix}.onnx")

@@ -41,15 +41,22 @@ class QuantConfig:
     exclude_nodes: tuple[str, ...] = ()
     exclude_ops: tuple[str, ...] = ()
     cpu_activations: str = "u8"  # "u8" (asymmetric uint8) or "s8" (symmetric int8) for target cpu
+    high_precision: str = "fp16"  # tensorrt target: type of the unquantized remainder ("fp16" or "fp32")
     gate: AccuracyGate = AccuracyGate()
 
     def replace(self, **changes: Any) -> QuantConfig:
         return dataclasses.replace(self, **changes)
 
 
+# Ops whose FP16 versions lose range or precision (resize weights, softmax over window
+# tokens, LayerNorm statistics); they stay FP32 in every FP16 conversion.
+FRAGILE_FP16_OPS = ("Resize", "Softmax", "ReduceMean", "LayerNormalization", "Pow", "Sqrt")
+MIN_FP16_QDQ_OPSET = 19  # Q/DQ with FP16 scales
+
+
 @dataclass(frozen=True)
 class Fp16Config:
-    keep_fp32_ops: tuple[str, ...] = ("Resize", "Softmax", "ReduceMean", "LayerNormalization", "Pow", "Sqrt")
+    keep_fp32_ops: tuple[str, ...] = FRAGILE_FP16_OPS
     gate: AccuracyGate = AccuracyGate()
 
 

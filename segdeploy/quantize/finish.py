@@ -45,7 +45,11 @@ def finish(
     precision: Precision, gate: AccuracyGate, record: dict[str, Any], started: float,
     calibration_root: Path | None = None, calibration_files: tuple[Path, ...] = (), **report: Any,
 ) -> QuantReport:
-    """Evaluate against the float model, attach metadata, and write ``out`` only if the gate passes."""
+    """Check the graph, evaluate against the float model, attach metadata, write ``out`` only if the gate passes."""
+    try:
+        onnx.checker.check_model(quantized)
+    except onnx.checker.ValidationError as exc:
+        raise CheckFailedError(f"the quantized graph is invalid: {str(exc).splitlines()[0]}") from exc
     description, samples = held_out_images(gate, meta, calibration_root, calibration_files)
     accuracy = compare_models(float_model.SerializeToString(), quantized.SerializeToString(), meta, gate,
                               description, samples)

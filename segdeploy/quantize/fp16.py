@@ -6,11 +6,23 @@ import os
 import time
 from pathlib import Path
 
+import onnx
+
 from segdeploy.errors import require
 from segdeploy.metadata import Precision
 from segdeploy.onnx_meta import load_onnx, read_metadata
 from segdeploy.quantize.config import Fp16Config, QuantReport, Target
 from segdeploy.quantize.finish import finish, refuse_quantized
+from segdeploy.quantize.graph import topologically_sorted
+
+
+def to_fp16(model: onnx.ModelProto, keep_fp32_ops: tuple[str, ...]) -> onnx.ModelProto:
+    """FP16 weights and compute, float32 graph I/O, ``keep_fp32_ops`` left in FP32 (Q/DQ scales become FP16)."""
+    require("onnxruntime", "cpu")
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(keep_fp32_ops))
+    return topologically_sorted(converted)
 
 
 def convert_fp16(
@@ -22,14 +34,11 @@ def convert_fp16(
     precision (softmax over 49 window tokens, mean/variance of LayerNorm), which costs accuracy
     for no speed on CPUs and little on GPUs.
     """
-    require("onnxruntime", "cpu")
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
     started = time.perf_counter()
     model = load_onnx(onnx_path)
     meta = read_metadata(model, str(onnx_path))
     refuse_quantized(model, meta, str(onnx_path))
-    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(config.keep_fp32_ops))
+    converted = to_fp16(model, config.keep_fp32_ops)
     record = {"keep_fp32_ops": list(config.keep_fp32_ops), "engine": "onnxruntime.transformers.float16"}
     return finish(converted, Path(out), model, meta, precision=Precision.FP16, gate=config.gate, record=record,
                   started=started, target=Target.TENSORRT, method=None, calibration_images=0,

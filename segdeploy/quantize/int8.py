@@ -22,10 +22,11 @@ import onnx
 from segdeploy.data.manifest import write_manifest
 from segdeploy.errors import BadInputError, require
 from segdeploy.metadata import Precision
-from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.onnx_meta import load_onnx, opset_of, read_metadata
 from segdeploy.quantize.calibration import collect_ranges, resolve_calibration
-from segdeploy.quantize.config import QuantConfig, QuantReport, Target
+from segdeploy.quantize.config import FRAGILE_FP16_OPS, MIN_FP16_QDQ_OPSET, QuantConfig, QuantReport, Target
 from segdeploy.quantize.finish import finish, refuse_quantized
+from segdeploy.quantize.fp16 import to_fp16
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
@@ -45,11 +46,19 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
     target = config.target or Target.TENSORRT
     if target not in (Target.TENSORRT, Target.CPU):
         raise BadInputError(f"unknown target {target!r}; choose tensorrt or cpu")
+    if config.high_precision not in ("fp16", "fp32"):
+        raise BadInputError(f"--high-precision must be fp16 or fp32, got {config.high_precision!r}")
+    fp16_remainder = target == Target.TENSORRT and config.high_precision == "fp16"
     started = time.perf_counter()
     out = Path(out)
     model = load_onnx(onnx_path)
     meta = read_metadata(model, str(onnx_path))
     refuse_quantized(model, meta, str(onnx_path))
+    if fp16_remainder and opset_of(model) < MIN_FP16_QDQ_OPSET:
+        raise BadInputError(
+            f"an FP16 remainder needs Q/DQ with FP16 scales (opset >= {MIN_FP16_QDQ_OPSET}); this model is opset "
+            f"{opset_of(model)}: re-export with --opset 20 or pass --high-precision fp32"
+        )
     calibration = resolve_calibration(calib, config.num_images, config.seed, config.select, config.data_root)
     symmetric = target == Target.TENSORRT or config.cpu_activations == "s8"
     op_types = [op for op in WEIGHTED_OPS if op not in config.exclude_ops]
@@ -75,16 +84,22 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
                 extra_options=extra, calibration_cache_path=str(scratch / "ranges.json"),
             )
         quantized = onnx.load(str(scratch / "int8.onnx"))
+    if fp16_remainder:
+        # Strong typing runs whatever is not Q/DQ in the ONNX's own type: cast it to FP16 as
+        # NVIDIA's ModelOpt does, keeping float32 I/O and the fragile ops in FP32.
+        quantized = to_fp16(quantized, FRAGILE_FP16_OPS)
     record = {
         "target": target, "method": config.method, "percentile": config.percentile,
         "activations": "int8 symmetric" if symmetric else "uint8 asymmetric", "weights": "int8 symmetric",
         "per_channel": config.per_channel, "op_types": op_types, "exclude_nodes": list(config.exclude_nodes),
+        "high_precision": "fp16" if fp16_remainder else "fp32",
         "calibration": {"images": len(calibration.files), "digest": calibration.manifest.digest,
                         "source": calibration.manifest.source, "manifest": manifest_path(out).name},
     }
-    notes = ("Float parts of this model run in FP32 (strong typing keeps the ONNX's types).",)
+    remainder = "FP16" if fp16_remainder else "FP32"
+    notes = (f"Unquantized parts run in {remainder} (strong typing keeps the ONNX's types).",)
     if target == Target.TENSORRT:
-        notes += ("Built for TensorRT: symmetric Q/DQ; on a CPU it runs, but not at CPU INT8 speed.",)
+        notes += ("Built for TensorRT: on a CPU it runs, but its FP16 parts and symmetric Q/DQ are slow there.",)
     report = finish(quantized, out, model, meta, precision=Precision.INT8, gate=config.gate, record=record,
                     started=started, calibration_root=calibration.dataset_root, calibration_files=calibration.files,
                     target=target, method=config.method, calibration_images=len(calibration.files),

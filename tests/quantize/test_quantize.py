@@ -61,8 +61,8 @@ def test_tensorrt_qdq_structure(int8_models):
         axis = next((a.i for a in weight_dq.attribute if a.name == "axis"), 1)
         assert axis == (0 if node.op_type == "Conv" else 1)  # per output channel
         assert inits[weight_dq.input[1]].size > 1
-        if len(node.input) > 2:  # no bias Q/DQ: TensorRT rejects int32 bias
-            assert node.input[2] in inits and inits[node.input[2]].dtype == np.float32
+        if len(node.input) > 2:  # no bias Q/DQ: TensorRT rejects int32 bias; float (FP16 remainder) instead
+            assert node.input[2] in inits and inits[node.input[2]].dtype in (np.float16, np.float32)
     # the head's output (the graph output) is not quantized
     assert produced_by[model.graph.output[0].name].op_type != "DequantizeLinear"
 
@@ -155,3 +155,29 @@ def test_calibration_memory_does_not_grow_with_the_number_of_images(unet_fp32, s
     few, many = peak(2), peak(16)
     # Keeping every activation of 14 more images at 360x480 would add well over 100 MB.
     assert many - few < 60, (few, many)
+
+
+def test_tensorrt_remainder_is_fp16_with_float32_io(int8_models):
+    model = load_onnx(int8_models["tensorrt"].output)
+    inits = _initializers(model)
+    scales = [inits[n.input[1]] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[1] in inits]
+    assert scales and all(s.dtype == np.float16 for s in scales)  # Q/DQ with FP16 scales (opset >= 19)
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    record = read_metadata(model).history[-1]
+    assert record["high_precision"] == "fp16"
+
+
+def test_fp32_remainder_on_request(unet_fp32, scenes, tmp_path):
+    report = quantize_int8(unet_fp32, tmp_path / "x.onnx", str(scenes),
+                           CONFIG.replace(target="tensorrt", high_precision="fp32", num_images=2))
+    inits = _initializers(load_onnx(report.output))
+    assert not any(value.dtype == np.float16 for value in inits.values())
+
+
+def test_fp16_remainder_needs_opset_19(unet_fp32, scenes, tmp_path):
+    model = load_onnx(unet_fp32)
+    next(o for o in model.opset_import if o.domain in ("", "ai.onnx")).version = 18
+    onnx.save(model, tmp_path / "old.onnx")
+    with pytest.raises(BadInputError, match="opset >= 19"):
+        quantize_int8(tmp_path / "old.onnx", tmp_path / "x.onnx", str(scenes), CONFIG)

@@ -1,0 +1,48 @@
+"""OpenVINO backend: compiles an ONNX or IR model for the CPU."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from segdeploy.errors import BadInputError, require
+from segdeploy.runtime.base import Backend
+
+PRECISIONS = ("auto", "f32", "bf16")
+
+
+class OpenVinoBackend(Backend):
+    """``precision="auto"`` lets OpenVINO choose (bf16 on CPUs that have it); ``f32`` forces float32."""
+
+    name = "openvino"
+
+    def __init__(self, model: str | os.PathLike, precision: str = "auto", threads: int | None = None,
+                 hint: str = "LATENCY") -> None:
+        super().__init__()
+        if precision not in PRECISIONS:
+            raise BadInputError(f"OpenVINO precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self._model = os.fspath(model)
+        self._precision, self._threads, self._hint = precision, threads, hint
+        self._request = None
+
+    def _activate(self) -> None:
+        ov = require("openvino", "openvino")
+        config = {"PERFORMANCE_HINT": self._hint}
+        if self._threads:
+            config["INFERENCE_NUM_THREADS"] = self._threads
+        if self._precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = self._precision
+        try:
+            compiled = ov.Core().compile_model(self._model, "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
+            raise BadInputError(f"OpenVINO cannot compile {self._model}: {str(exc).splitlines()[0][:200]}") from exc
+        self.inference_precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self._request = compiled.create_infer_request()
+
+    def _close(self) -> None:
+        self._request = None
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        self._request.infer({0: batch})
+        return self._request.get_output_tensor(0).data.copy()
