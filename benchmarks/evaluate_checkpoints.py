@@ -43,7 +43,7 @@ def main() -> None:
             "pixel_accuracy": matrix.pixel_accuracy(),
             "per_class_iou": dict(zip(meta.class_names, matrix.iou().tolist())),
             "params": sum(p.numel() for p in model.parameters()), "size_mb": path.stat().st_size / 1e6,
-            "best_epoch": train.get("epoch"), "epochs": len(train.get("history", [])),
+            "best_epoch": train.get("epoch"), "epochs": (train.get("config") or {}).get("epochs"),
             "train_config": train.get("config"), "eval_seconds": time.perf_counter() - started,
         })
         print(f"{path.name}: val mIoU {rows[-1]['miou']:.4f}", flush=True)
