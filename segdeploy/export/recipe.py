@@ -7,10 +7,9 @@ command-line options override it.
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, fields
 from typing import Any
-
-import tomllib
 
 from segdeploy.errors import BadInputError
 from segdeploy.export.config import ExportConfig
