@@ -22,8 +22,11 @@ CONFIG = QuantConfig(num_images=12, gate=AccuracyGate(min_agreement=0.0, max_mio
 @pytest.fixture(scope="module")
 def int8_models(unet_fp32, scenes, tmp_path_factory):
     folder = tmp_path_factory.mktemp("int8")
-    return {target: quantize_int8(unet_fp32, folder / f"{target}.onnx", str(scenes), CONFIG.replace(target=target))
-            for target in ("tensorrt", "cpu")}
+    # The tensorrt artifact is built with the FP16 remainder so its structure is tested too.
+    configs = {"tensorrt": CONFIG.replace(target="tensorrt", high_precision="fp16"),
+               "cpu": CONFIG.replace(target="cpu")}
+    return {target: quantize_int8(unet_fp32, folder / f"{target}.onnx", str(scenes), config)
+            for target, config in configs.items()}
 
 
 def _initializers(model):
@@ -168,9 +171,8 @@ def test_tensorrt_remainder_is_fp16_with_float32_io(int8_models):
     assert record["high_precision"] == "fp16"
 
 
-def test_fp32_remainder_on_request(unet_fp32, scenes, tmp_path):
-    report = quantize_int8(unet_fp32, tmp_path / "x.onnx", str(scenes),
-                           CONFIG.replace(target="tensorrt", high_precision="fp32", num_images=2))
+def test_fp32_remainder_by_default(unet_fp32, scenes, tmp_path):
+    report = quantize_int8(unet_fp32, tmp_path / "x.onnx", str(scenes), CONFIG.replace(target="tensorrt", num_images=2))
     inits = _initializers(load_onnx(report.output))
     assert not any(value.dtype == np.float16 for value in inits.values())
 
@@ -180,4 +182,4 @@ def test_fp16_remainder_needs_opset_19(unet_fp32, scenes, tmp_path):
     next(o for o in model.opset_import if o.domain in ("", "ai.onnx")).version = 18
     onnx.save(model, tmp_path / "old.onnx")
     with pytest.raises(BadInputError, match="opset >= 19"):
-        quantize_int8(tmp_path / "old.onnx", tmp_path / "x.onnx", str(scenes), CONFIG)
+        quantize_int8(tmp_path / "old.onnx", tmp_path / "x.onnx", str(scenes), CONFIG.replace(high_precision="fp16"))
