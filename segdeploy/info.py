@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import math
 import os
 import platform
 from pathlib import Path
@@ -37,7 +38,7 @@ def _describe_onnx(path: Path) -> dict[str, Any]:
     model = load_onnx(path)
     meta = read_metadata(model, str(path))
     initializers = {init.name for init in model.graph.initializer}
-    params = sum(_numel(init.dims) for init in model.graph.initializer)
+    params = sum(math.prod(init.dims) for init in model.graph.initializer)
     return {
         "kind": "onnx",
         "path": str(path),
@@ -89,13 +90,6 @@ def describe_presets(input_size: tuple[int, int] = REPORT_SIZE) -> list[dict[str
         rows.append({"name": name, "params": profile.params, "gflops": round(profile.gflops, 2),
                      "input_size": list(input_size), "description": get_entry(name).description})
     return rows
-
-
-def _numel(dims) -> int:
-    count = 1
-    for dim in dims:
-        count *= dim
-    return count
 
 
 def _tensor(value) -> dict[str, Any]:

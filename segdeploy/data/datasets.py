@@ -175,11 +175,15 @@ def _open_generic(base: Path) -> SegDataset:
     if classes_file.exists():
         names = tuple(line.strip() for line in classes_file.read_text().splitlines() if line.strip())
     else:
-        top = max(int(np.max(read_mask(mask)[read_mask(mask) != 255], initial=0)) for _, mask in dataset.pairs)
+        top = max(_largest_label(read_mask(mask)) for _, mask in dataset.pairs)
         names = tuple(f"class_{index}" for index in range(top + 1))
     dataset.class_names = names
     dataset.palette = default_palette(len(names))
     return dataset
+
+
+def _largest_label(mask: np.ndarray) -> int:
+    return int(np.max(mask[mask != 255], initial=0))
 
 
 def _open_voc(root: Path, split: str) -> SegDataset:

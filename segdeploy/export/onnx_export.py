@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -81,13 +81,7 @@ def export_onnx(
         raise CheckFailedError("ONNX output does not match eager PyTorch; nothing written", report)
     with atomic_output(out) as tmp:
         tmp.write_bytes(data)
-    return _with_output(report, Path(out))
-
-
-def _with_output(report: ExportReport, out: Path) -> ExportReport:
-    from dataclasses import replace
-
-    return replace(report, output=str(out))
+    return dataclasses.replace(report, output=str(out))
 
 
 def _resolve(

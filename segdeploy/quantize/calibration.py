@@ -82,12 +82,9 @@ def collect_ranges(model_path: Path, files: tuple[Path, ...], meta: ArtifactMeta
                    percentile: float, symmetric: bool, on_image=None):
     """Calibrate one image per ``collect_data`` call; returns (TensorsData, peak RSS MB)."""
     require("onnxruntime", "cpu")
-    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+    from onnxruntime.quantization import create_calibrator
 
-    if method not in METHODS:
-        raise BadInputError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
-    calibrate_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                        "percentile": CalibrationMethod.Percentile}[method]
+    calibrate_method = calibration_method(method)
     options = {"symmetric": symmetric, "percentile": percentile}
     count = 0
     with tempfile.TemporaryDirectory(prefix="segdeploy-calib.") as scratch, _silenced():
@@ -100,6 +97,16 @@ def collect_ranges(model_path: Path, files: tuple[Path, ...], meta: ArtifactMeta
                 on_image(count)
         ranges = calibrator.compute_data()
     return ranges, peak_rss_mb()
+
+
+def calibration_method(name: str):
+    """ONNX Runtime's CalibrationMethod for one of METHODS."""
+    if name not in METHODS:
+        raise BadInputError(f"unknown calibration method {name!r}; choose from {', '.join(METHODS)}")
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+            "percentile": CalibrationMethod.Percentile}[name]
 
 
 def peak_rss_mb() -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from pathlib import Path
@@ -65,4 +66,4 @@ def finish(
         raise CheckFailedError(f"accuracy gate failed: {accuracy.gate}; nothing written", result)
     with atomic_output(out) as tmp:
         tmp.write_bytes(data)
-    return QuantReport(**{**result.__dict__, "output": str(out)})
+    return dataclasses.replace(result, output=str(out))

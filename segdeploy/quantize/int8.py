@@ -23,7 +23,7 @@ from segdeploy.data.manifest import write_manifest
 from segdeploy.errors import BadInputError, require
 from segdeploy.metadata import Precision
 from segdeploy.onnx_meta import load_onnx, opset_of, read_metadata
-from segdeploy.quantize.calibration import collect_ranges, resolve_calibration
+from segdeploy.quantize.calibration import calibration_method, collect_ranges, resolve_calibration
 from segdeploy.quantize.config import FRAGILE_FP16_OPS, MIN_FP16_QDQ_OPSET, QuantConfig, QuantReport, Target
 from segdeploy.quantize.finish import finish, refuse_quantized
 from segdeploy.quantize.fp16 import to_fp16
@@ -41,7 +41,7 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
     """Calibrate on ``calib`` (manifest, dataset or image folder) and write a QDQ INT8 model."""
     require("onnxruntime", "cpu")
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
-    from onnxruntime.quantization.calibrate import CalibrationMethod, save_tensors_data
+    from onnxruntime.quantization.calibrate import save_tensors_data
 
     target = config.target or Target.TENSORRT
     if target not in (Target.TENSORRT, Target.CPU):
@@ -74,8 +74,7 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
         if target == Target.TENSORRT:
             extra["OpTypesToExcludeOutputQuantization"] = list(WEIGHTED_OPS)
         activation = QuantType.QInt8 if symmetric else QuantType.QUInt8
-        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                  "percentile": CalibrationMethod.Percentile}[config.method]
+        method = calibration_method(config.method)
         with contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
                 str(scratch / "pre.onnx"), str(scratch / "int8.onnx"), None, quant_format=QuantFormat.QDQ,

@@ -19,7 +19,7 @@ import torch
 
 from segdeploy.bench.metrics import ConfusionMatrix
 from segdeploy.data.datasets import SegDataset, open_dataset
-from segdeploy.data.preprocess import postprocess, preprocess
+from segdeploy.data.preprocess import normalize, postprocess, preprocess
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import ArtifactMeta, Preprocess, new_meta
 from segdeploy.models.checkpoint import load_state_checked, read_checkpoint, save_checkpoint
@@ -84,8 +84,6 @@ class _TrainSet(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        from segdeploy.data.preprocess import normalize
-
         if index not in self.cache:
             sample = self.dataset[index]
             self.cache[index] = (sample.image, self.lut[sample.mask])
