@@ -43,3 +43,11 @@ def load_onnx(path: str | os.PathLike, load_weights: bool = True) -> onnx.ModelP
 def opset_of(model: onnx.ModelProto) -> int:
     """The default-domain opset the model imports (0 if none)."""
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def has_fp16_qdq(model: onnx.ModelProto) -> bool:
+    """True if a Quantize/DequantizeLinear has an FP16 scale (INT8 with an FP16 remainder)."""
+    fp16 = {init.name for init in model.graph.initializer if init.data_type == onnx.TensorProto.FLOAT16}
+    return any(
+        node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.input[1] in fp16 for node in model.graph.node
+    )

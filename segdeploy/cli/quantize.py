@@ -49,7 +49,7 @@ def quantize_command(
     exclude_nodes: Annotated[str | None, typer.Option(help="Comma-separated node names kept in float.")] = None,
     exclude_ops: Annotated[str | None, typer.Option(help="Comma-separated op types kept in float.")] = None,
     cpu_activations: Annotated[str, typer.Option(help="cpu target: u8 (asymmetric) or s8 (symmetric).")] = "u8",
-    high_precision: Annotated[str, typer.Option(help="tensorrt target: unquantized remainder fp32 or fp16.")] = "fp32",
+    high_precision: Annotated[str, typer.Option(help="tensorrt target: remainder fp16 (ModelOpt) or fp32.")] = "fp16",
     eval_data: Annotated[Path | None, typer.Option(help="Held-out dataset for the accuracy gate.")] = None,
     eval_split: Annotated[str | None, typer.Option(help="Split of --eval-data (default val).")] = None,
     eval_images: Annotated[int, typer.Option(help="At most this many evaluation images.")] = 50,

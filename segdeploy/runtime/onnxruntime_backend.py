@@ -1,12 +1,20 @@
-"""ONNX Runtime backend (CPU provider; CUDA/TensorRT providers with onnxruntime-gpu)."""
+"""ONNX Runtime backend (CPU provider; CUDA/TensorRT providers with onnxruntime-gpu).
+
+ONNX Runtime 1.32's graph optimiser rewrites Q/DQ nodes with FP16 scales (the INT8 models
+with an FP16 remainder made for TensorRT) into Cast/Mul/Div/Round chains that compute wrong
+results on the CPU provider: a U-Net's argmax agreement fell from 99.6 % to 41 %. Such
+models run here with graph optimisation off, which gives the right answer.
+"""
 
 from __future__ import annotations
 
 import os
 
 import numpy as np
+import onnx
 
 from segdeploy.errors import BadInputError, MissingDependencyError, require
+from segdeploy.onnx_meta import has_fp16_qdq, load_onnx
 from segdeploy.runtime.base import Backend
 
 
@@ -26,6 +34,7 @@ class OnnxRuntimeBackend(Backend):
         self._providers = providers
         self._threads = threads
         self._session = None
+        self.optimized = True  # False once activated on a model whose Q/DQ scales are FP16
 
     def _activate(self) -> None:
         ort = require("onnxruntime", "cpu")
@@ -39,12 +48,20 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3
         if self._threads:
             options.intra_op_num_threads = self._threads
+        self.optimized = not has_fp16_qdq(self._load_graph())
+        if not self.optimized:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             self._session = ort.InferenceSession(self._model, options, providers=list(self._providers))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BadInputError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from exc
         self._input = self._session.get_inputs()[0].name
         self._output = self._session.get_outputs()[0].name
+
+    def _load_graph(self) -> onnx.ModelProto:
+        if isinstance(self._model, bytes):
+            return onnx.load_from_string(self._model)
+        return load_onnx(self._model, load_weights=False)
 
     def _close(self) -> None:
         self._session = None
