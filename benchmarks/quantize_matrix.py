@@ -1,10 +1,11 @@
 """Quantization matrix for one checkpoint: latency, agreement and val mIoU per precision.
 
 Usage: python benchmarks/quantize_matrix.py benchmarks/checkpoints/unet_small_camvid.pt
-Exports fp32, then fp16, int8 (cpu target, u8 and s8 activations), int8 (tensorrt target)
-and int8-dynamic where it applies; times ONNX Runtime and OpenVINO on the CPU at the eval
-size (2 threads, artifacts interleaved round by round) and scores every artifact on CamVid
-val. Writes benchmarks/results/quantize-<model>-<date>.json and benchmarks/QUANTIZATION.md.
+Exports fp32, then fp16, int8 (cpu target, u8 and s8 activations), int8 (tensorrt target:
+FP16 remainder, FP32 remainder, 2 most sensitive groups in float) and int8-dynamic where it
+applies; times ONNX Runtime and OpenVINO on the CPU at the eval size (2 threads, artifacts
+interleaved round by round) and scores every artifact on CamVid val.
+Writes benchmarks/results/quantize-<model>-<date>.json and benchmarks/QUANTIZATION.md.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def build_artifacts(checkpoint: Path, folder: Path, data: str, manifest: Path) -
         "fp16": ["--precision", "fp16"],
         "int8-cpu-u8": ["--precision", "int8", "--target", "cpu", *calib],
         "int8-cpu-s8": ["--precision", "int8", "--target", "cpu", "--cpu-activations", "s8", *calib],
-        "int8-tensorrt": ["--precision", "int8", "--target", "tensorrt", *calib],
+        "int8-tensorrt": ["--precision", "int8", "--target", "tensorrt", *calib],  # FP16 remainder
+        "int8-tensorrt-fp32": ["--precision", "int8", "--target", "tensorrt", "--high-precision", "fp32", *calib],
+        "int8-tensorrt-auto2": ["--precision", "int8", "--target", "tensorrt", "--auto-exclude", "2",
+                                "--sensitivity-images", "8", *calib],
         "int8-dynamic": ["--precision", "int8-dynamic", "--target", "cpu"],
     }
     for name, options in jobs.items():

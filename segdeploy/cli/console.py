@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,22 @@ def _emit(report: Any, show: Callable[[Any], None], json_path: Path | None, writ
     show(report)
     if json_path:
         write_json(json_path, report.to_dict())
+
+
+@contextlib.contextmanager
+def progress_bars() -> Iterator[Callable[[str], Callable[[int, int], None]]]:
+    """Progress bars on stderr (hidden by --quiet): ``bar(label)`` gives an ``update(done, total)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, disable=STATE.quiet) as progress:
+        tasks: dict[str, Any] = {}
+
+        def bar(label: str) -> Callable[[int, int], None]:
+            def update(done: int, total: int) -> None:
+                if label not in tasks:
+                    tasks[label] = progress.add_task(label, total=total)
+                progress.update(tasks[label], completed=done, total=total)
+            return update
+
+        yield bar

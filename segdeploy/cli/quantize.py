@@ -48,6 +48,13 @@ def quantize_command(
     per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = True,
     exclude_nodes: Annotated[str | None, typer.Option(help="Comma-separated node names kept in float.")] = None,
     exclude_ops: Annotated[str | None, typer.Option(help="Comma-separated op types kept in float.")] = None,
+    exclude_modules: Annotated[str | None, typer.Option(
+        help="Comma-separated module paths kept in float (e.g. stem,down.0), from the export's node metadata.")] = None,
+    sensitivity: Annotated[bool, typer.Option(
+        "--sensitivity", help="Rank module groups by the agreement they recover when left in float.")] = False,
+    sensitivity_images: Annotated[int, typer.Option(help="Held-out images per sensitivity trial.")] = 8,
+    auto_exclude: Annotated[int, typer.Option(help="Keep the K most sensitive groups in float (runs "
+                                                   "--sensitivity).")] = 0,
     cpu_activations: Annotated[str, typer.Option(help="cpu target: u8 (asymmetric) or s8 (symmetric).")] = "u8",
     high_precision: Annotated[str, typer.Option(help="tensorrt target: remainder fp16 (ModelOpt) or fp32.")] = "fp16",
     eval_data: Annotated[Path | None, typer.Option(help="Held-out dataset for the accuracy gate.")] = None,
@@ -67,8 +74,9 @@ def quantize_command(
     config = QuantConfig(
         target=target.value if target else None, method=method.value, percentile=percentile, num_images=num_images,
         seed=seed, select=select.value, per_channel=per_channel, data_root=str(data_root) if data_root else None,
-        exclude_nodes=_names(exclude_nodes), exclude_ops=_names(exclude_ops), cpu_activations=cpu_activations,
-        high_precision=high_precision, gate=gate,
+        exclude_nodes=_names(exclude_nodes), exclude_ops=_names(exclude_ops), exclude_modules=_names(exclude_modules),
+        sensitivity=sensitivity, sensitivity_images=sensitivity_images, auto_exclude=auto_exclude,
+        cpu_activations=cpu_activations, high_precision=high_precision, gate=gate,
     )
     suffix = precision.value.replace("-", "_") + (f"_{target.value}" if target else "")
     output = output or model.with_name(f"{model.stem}_{suffix}.onnx")
@@ -94,8 +102,9 @@ def _run(model, output, precision, calib, config, fp16_config):
                             "segdeploy never calibrates on random data")
     from segdeploy.quantize.int8 import quantize_int8
 
-    console.info(f"calibrating on up to {config.num_images} images from {calib} ...")
-    return quantize_int8(model, output, calib, config)
+    with console.progress_bars() as bar:
+        return quantize_int8(model, output, calib, config, on_image=bar("calibrating"),
+                             on_group=bar("sensitivity (one group in float per trial)"))
 
 
 def _print(report) -> None:
@@ -117,7 +126,24 @@ def _print(report) -> None:
             rows.append(("mIoU float -> quantized", f"{accuracy.miou_float:.4f} -> {accuracy.miou_quantized:.4f} "
                                                     f"({accuracy.miou_drop_points:+.2f} points drop)"))
         rows.append(("gate", f"{'pass' if accuracy.passed else 'FAIL'}: {accuracy.gate}"))
+    if report.float_nodes:
+        rows.append(("left in float", f"{len(report.float_nodes)} nodes"))
     rows += [("note", note) for note in report.notes]
     for key, value in rows:
         table.add_row(key, escape(str(value)))
+    if report.sensitivity is not None:
+        console.out.print(_sensitivity_table(report.sensitivity))
     console.out.print(table)
+
+
+def _sensitivity_table(sensitivity) -> Table:
+    table = Table(title=f"sensitivity: one group in float per trial, {sensitivity.images} images, "
+                        f"{sensitivity.seconds:.1f} s", caption=f"all quantized: agreement mIoU "
+                        f"{sensitivity.baseline_agreement_miou:.4f}")
+    for column in ("rank", "group", "nodes", "agreement mIoU", "recovered", "kept float"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    for rank, row in enumerate(sensitivity.rows, start=1):
+        kept = "yes" if row.group in sensitivity.auto_excluded else ""
+        table.add_row(str(rank), escape(row.group), str(row.nodes), f"{row.agreement_miou:.4f}",
+                      f"{row.recovered:+.4f}", kept)
+    return table

@@ -31,6 +31,7 @@ from segdeploy.export.wrappers import MAX_MASK_CLASSES, DeployGraph
 from segdeploy.fileio import atomic_output, sha256_bytes
 from segdeploy.metadata import ArtifactMeta, OutputKind, Precision, TensorIO
 from segdeploy.models.checkpoint import load_model
+from segdeploy.module_paths import attach_module_paths, torch_module_paths
 from segdeploy.onnx_meta import attach_metadata
 from segdeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -145,10 +146,12 @@ def _trace_to_onnx(
                 opset_version=config.opset, verbose=False,
             )
             proto = program.model_proto
+            module_paths = torch_module_paths(proto)
             if config.slim:
                 import onnxslim
 
                 proto = onnxslim.slim(proto)
+            attach_module_paths(proto, module_paths)
     except SegdeployError:
         raise
     except Exception as exc:

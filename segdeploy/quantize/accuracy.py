@@ -49,6 +49,16 @@ def held_out_images(gate: AccuracyGate, meta: ArtifactMeta, calibration_root: Pa
     ]
 
 
+def predict_masks(model: bytes | Path, meta: ArtifactMeta, images: list[np.ndarray]) -> list[np.ndarray]:
+    """Class maps of ``model`` for ``images`` through the shared pre/post-processing path."""
+    masks = []
+    with OnnxRuntimeBackend(model) as backend:
+        for image in images:
+            batch, placement = preprocess(image, meta.preprocess)
+            masks.append(postprocess(backend.infer(batch)[0], placement))
+    return masks
+
+
 def compare_models(float_model: bytes | Path, quantized_model: bytes | Path, meta: ArtifactMeta,
                    gate: AccuracyGate, description: str, samples: list) -> AccuracyReport:
     """Run both models on every sample through the shared pre/post path and apply the gate."""
@@ -58,18 +68,17 @@ def compare_models(float_model: bytes | Path, quantized_model: bytes | Path, met
     truth_quant = ConfusionMatrix(meta.num_classes, ignore)
     same = total = 0
     labelled = all(mask is not None for _, mask in samples)
-    with OnnxRuntimeBackend(float_model) as reference, OnnxRuntimeBackend(quantized_model) as candidate:
-        for image, mask in samples:
-            batch, placement = preprocess(image, meta.preprocess)
-            expected = postprocess(reference.infer(batch)[0], placement)
-            actual = postprocess(candidate.infer(batch)[0], placement)
-            keep = np.ones(expected.shape, bool) if mask is None else mask != ignore
-            agreement.update(actual, np.where(keep, expected, ignore))
-            same += int((actual == expected)[keep].sum())
-            total += int(keep.sum())
-            if labelled:
-                truth_float.update(expected, mask)
-                truth_quant.update(actual, mask)
+    images = [image for image, _ in samples]
+    expected_masks = predict_masks(float_model, meta, images)
+    actual_masks = predict_masks(quantized_model, meta, images)
+    for (_, mask), expected, actual in zip(samples, expected_masks, actual_masks):
+        keep = np.ones(expected.shape, bool) if mask is None else mask != ignore
+        agreement.update(actual, np.where(keep, expected, ignore))
+        same += int((actual == expected)[keep].sum())
+        total += int(keep.sum())
+        if labelled:
+            truth_float.update(expected, mask)
+            truth_quant.update(actual, mask)
     return _gate(gate, description, len(samples), same / max(total, 1), agreement.miou(),
                  truth_float.miou() if labelled else None, truth_quant.miou() if labelled else None)
 

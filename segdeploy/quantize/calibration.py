@@ -80,7 +80,10 @@ def calibration_batches(files: tuple[Path, ...], meta: ArtifactMeta):
 
 def collect_ranges(model_path: Path, files: tuple[Path, ...], meta: ArtifactMeta, method: str,
                    percentile: float, symmetric: bool, on_image=None):
-    """Calibrate one image per ``collect_data`` call; returns (TensorsData, peak RSS MB)."""
+    """Calibrate one image per ``collect_data`` call; returns (TensorsData, peak RSS MB).
+
+    ``on_image(done, total)`` is called after each image.
+    """
     require("onnxruntime", "cpu")
     from onnxruntime.quantization import create_calibrator
 
@@ -94,7 +97,7 @@ def collect_ranges(model_path: Path, files: tuple[Path, ...], meta: ArtifactMeta
             calibrator.collect_data(_OneBatch(meta.io.input_name, batch))
             count += 1
             if on_image:
-                on_image(count)
+                on_image(count, len(files))
         ranges = calibrator.compute_data()
     return ranges, peak_rss_mb()
 

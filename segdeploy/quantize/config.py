@@ -40,6 +40,10 @@ class QuantConfig:
     data_root: str | None = None  # where a manifest's relative paths resolve
     exclude_nodes: tuple[str, ...] = ()
     exclude_ops: tuple[str, ...] = ()
+    exclude_modules: tuple[str, ...] = ()  # module paths (e.g. "down.1", "encoder.stages.0.blocks.1")
+    sensitivity: bool = False  # rank module groups by the agreement they recover in float
+    sensitivity_images: int = 8  # held-out images per sensitivity trial
+    auto_exclude: int = 0  # keep this many of the most sensitive groups in float (implies sensitivity)
     cpu_activations: str = "u8"  # "u8" (asymmetric uint8) or "s8" (symmetric int8) for target cpu
     # tensorrt target: type of the unquantized remainder. FP16 as NVIDIA's ModelOpt does, so a
     # strongly typed engine runs it in FP16; "fp32" keeps it in FP32.
@@ -89,6 +93,8 @@ class QuantReport:
     quantized_ops: dict[str, int]
     accuracy: AccuracyReport | None
     notes: tuple[str, ...] = ()
+    sensitivity: Any = None  # SensitivityReport when --sensitivity/--auto-exclude ran
+    float_nodes: tuple[str, ...] = ()  # nodes left in float by exclusions
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,8 +2,8 @@
 
 ``tensorrt``: signed int8, symmetric activations and weights (zero point 0), per-channel
 weights, no bias Q/DQ (TensorRT rejects int32 bias Q/DQ), Q/DQ only on the inputs of
-Conv/ConvTranspose/MatMul/Gemm (outputs stay float, so the final head output is not
-quantized). ``cpu``: uint8 asymmetric activations (or int8 symmetric with
+Conv/ConvTranspose/MatMul/Gemm and of residual Adds (outputs stay float, so the final head
+output is not quantized). ``cpu``: uint8 asymmetric activations (or int8 symmetric with
 ``cpu_activations="s8"``) and int8 per-channel weights, what ONNX Runtime's x86 kernels
 run fastest.
 """
@@ -11,10 +11,12 @@ run fastest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -22,11 +24,14 @@ import onnx
 from segdeploy.data.manifest import write_manifest
 from segdeploy.errors import BadInputError, require
 from segdeploy.metadata import Precision
+from segdeploy.module_paths import module_groups, nodes_in_modules, residual_adds
 from segdeploy.onnx_meta import load_onnx, opset_of, read_metadata
+from segdeploy.quantize.accuracy import held_out_images
 from segdeploy.quantize.calibration import calibration_method, collect_ranges, resolve_calibration
 from segdeploy.quantize.config import FRAGILE_FP16_OPS, MIN_FP16_QDQ_OPSET, QuantConfig, QuantReport, Target
 from segdeploy.quantize.finish import finish, refuse_quantized
 from segdeploy.quantize.fp16 import to_fp16
+from segdeploy.quantize.sensitivity import rank_groups
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
@@ -37,65 +42,64 @@ def manifest_path(out: Path) -> Path:
 
 
 def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: str,
-                  config: QuantConfig = QuantConfig(), on_image=None) -> QuantReport:
-    """Calibrate on ``calib`` (manifest, dataset or image folder) and write a QDQ INT8 model."""
+                  config: QuantConfig = QuantConfig(), on_image=None, on_group=None) -> QuantReport:
+    """Calibrate on ``calib`` (manifest, dataset or image folder) and write a QDQ INT8 model.
+
+    With ``config.sensitivity``/``auto_exclude`` the ranges are reused to rank module groups
+    (``on_group(done, total)`` reports progress) and the ``auto_exclude`` worst stay float.
+    """
     require("onnxruntime", "cpu")
-    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
+    from onnxruntime.quantization import quant_pre_process
     from onnxruntime.quantization.calibrate import save_tensors_data
 
-    target = config.target or Target.TENSORRT
-    if target not in (Target.TENSORRT, Target.CPU):
-        raise BadInputError(f"unknown target {target!r}; choose tensorrt or cpu")
-    if config.high_precision not in ("fp16", "fp32"):
-        raise BadInputError(f"--high-precision must be fp16 or fp32, got {config.high_precision!r}")
-    fp16_remainder = target == Target.TENSORRT and config.high_precision == "fp16"
+    target = _checked_target(config)
     started = time.perf_counter()
     out = Path(out)
     model = load_onnx(onnx_path)
     meta = read_metadata(model, str(onnx_path))
     refuse_quantized(model, meta, str(onnx_path))
-    if fp16_remainder and opset_of(model) < MIN_FP16_QDQ_OPSET:
+    recipe = _recipe(model, config, target)
+    if recipe.fp16_remainder and opset_of(model) < MIN_FP16_QDQ_OPSET:
         raise BadInputError(
             f"an FP16 remainder needs Q/DQ with FP16 scales (opset >= {MIN_FP16_QDQ_OPSET}); this model is opset "
             f"{opset_of(model)}: re-export with --opset 20 or pass --high-precision fp32"
         )
+    float_nodes = sorted(set(config.exclude_nodes) | set(nodes_in_modules(model, config.exclude_modules)
+                                                          if config.exclude_modules else ()))
     calibration = resolve_calibration(calib, config.num_images, config.seed, config.select, config.data_root)
-    symmetric = target == Target.TENSORRT or config.cpu_activations == "s8"
-    op_types = [op for op in WEIGHTED_OPS if op not in config.exclude_ops]
+    sensitivity = None
     with tempfile.TemporaryDirectory(prefix="segdeploy-int8.") as scratch:
-        scratch = Path(scratch)
+        recipe = dataclasses.replace(recipe, scratch=Path(scratch))
         # Symbolic shape inference cannot follow the exporter's dynamic shapes; ONNX's own
         # shape inference and ORT's graph optimisation (Conv+BN folding) still run.
-        quant_pre_process(str(onnx_path), str(scratch / "pre.onnx"), skip_symbolic_shape=True)
-        ranges, peak_rss = collect_ranges(scratch / "pre.onnx", calibration.files, meta, config.method,
-                                          config.percentile, symmetric, on_image)
-        save_tensors_data(ranges, scratch / "ranges.json")
-        extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True, "QuantizeBias": target != Target.TENSORRT}
-        if target == Target.TENSORRT:
-            extra["OpTypesToExcludeOutputQuantization"] = list(WEIGHTED_OPS)
-        activation = QuantType.QInt8 if symmetric else QuantType.QUInt8
-        method = calibration_method(config.method)
-        with contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(
-                str(scratch / "pre.onnx"), str(scratch / "int8.onnx"), None, quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=op_types, per_channel=config.per_channel, activation_type=activation,
-                weight_type=QuantType.QInt8, nodes_to_exclude=list(config.exclude_nodes), calibrate_method=method,
-                extra_options=extra, calibration_cache_path=str(scratch / "ranges.json"),
-            )
-        quantized = onnx.load(str(scratch / "int8.onnx"))
-    if fp16_remainder:
-        # Strong typing runs whatever is not Q/DQ in the ONNX's own type: cast it to FP16 as
-        # NVIDIA's ModelOpt does, keeping float32 I/O and the fragile ops in FP32.
-        quantized = to_fp16(quantized, FRAGILE_FP16_OPS)
+        quant_pre_process(str(onnx_path), str(recipe.pre_path), skip_symbolic_shape=True)
+        ranges, peak_rss = collect_ranges(recipe.pre_path, calibration.files, meta, config.method,
+                                          config.percentile, recipe.symmetric, on_image)
+        save_tensors_data(ranges, recipe.ranges_path)
+        if config.sensitivity or config.auto_exclude:
+            groups = module_groups(model, recipe.op_types)
+            if not groups:
+                raise BadInputError("this ONNX has no module paths on its nodes; re-export it with this segdeploy "
+                                    "to use --sensitivity")
+            _, samples = held_out_images(config.gate, meta, calibration.dataset_root, calibration.files)
+            images = [image for image, _ in samples[: config.sensitivity_images]]
+            sensitivity = rank_groups(model.SerializeToString(), recipe.build, meta, images, groups, float_nodes,
+                                      on_group)
+            worst = tuple(row.group for row in sensitivity.rows[: config.auto_exclude] if row.recovered > 0)
+            sensitivity = dataclasses.replace(sensitivity, auto_excluded=worst)
+            float_nodes = sorted(set(float_nodes).union(*(groups[group] for group in worst)))
+        quantized = recipe.build(float_nodes)
     record = {
         "target": target, "method": config.method, "percentile": config.percentile,
-        "activations": "int8 symmetric" if symmetric else "uint8 asymmetric", "weights": "int8 symmetric",
-        "per_channel": config.per_channel, "op_types": op_types, "exclude_nodes": list(config.exclude_nodes),
-        "high_precision": "fp16" if fp16_remainder else "fp32",
+        "activations": "int8 symmetric" if recipe.symmetric else "uint8 asymmetric", "weights": "int8 symmetric",
+        "per_channel": config.per_channel, "op_types": list(recipe.op_types), "float_nodes": float_nodes,
+        "exclude_modules": list(config.exclude_modules), "residual_adds": len(recipe.residual_adds),
+        "high_precision": "fp16" if recipe.fp16_remainder else "fp32",
+        "auto_excluded": list(sensitivity.auto_excluded) if sensitivity else [],
         "calibration": {"images": len(calibration.files), "digest": calibration.manifest.digest,
                         "source": calibration.manifest.source, "manifest": manifest_path(out).name},
     }
-    remainder = "FP16" if fp16_remainder else "FP32"
+    remainder = "FP16" if recipe.fp16_remainder else "FP32"
     notes = (f"Unquantized parts run in {remainder} (strong typing keeps the ONNX's types).",)
     if target == Target.TENSORRT:
         notes += ("Built for TensorRT: on a CPU it runs, but its FP16 parts and symmetric Q/DQ are slow there.",)
@@ -103,6 +107,76 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
                     started=started, calibration_root=calibration.dataset_root, calibration_files=calibration.files,
                     target=target, method=config.method, calibration_images=len(calibration.files),
                     calibration_digest=calibration.manifest.digest, calibration_peak_rss_mb=round(peak_rss, 1),
-                    notes=notes)
+                    notes=notes, sensitivity=sensitivity, float_nodes=tuple(float_nodes))
     write_manifest(calibration.manifest, manifest_path(out))
     return report
+
+
+def _checked_target(config: QuantConfig) -> str:
+    target = config.target or Target.TENSORRT
+    if target not in (Target.TENSORRT, Target.CPU):
+        raise BadInputError(f"unknown target {target!r}; choose tensorrt or cpu")
+    if config.high_precision not in ("fp16", "fp32"):
+        raise BadInputError(f"--high-precision must be fp16 or fp32, got {config.high_precision!r}")
+    return target
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """Everything that turns the pre-processed model and saved ranges into a QDQ model."""
+
+    target: str
+    symmetric: bool
+    per_channel: bool
+    fp16_remainder: bool
+    method: str
+    op_types: tuple[str, ...]
+    residual_adds: tuple[str, ...]
+    weighted_nodes: tuple[str, ...]
+    scratch: Path = Path(".")
+
+    @property
+    def pre_path(self) -> Path:
+        return self.scratch / "pre.onnx"
+
+    @property
+    def ranges_path(self) -> Path:
+        return self.scratch / "ranges.json"
+
+    def build(self, float_nodes: list[str]) -> onnx.ModelProto:
+        """Quantize with the saved ranges, leaving ``float_nodes`` in float."""
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+        tensorrt = self.target == Target.TENSORRT
+        extra = {"ActivationSymmetric": self.symmetric, "WeightSymmetric": True, "QuantizeBias": not tensorrt}
+        op_types, nodes = list(self.op_types), None
+        if tensorrt:
+            extra["OpTypesToExcludeOutputQuantization"] = [*WEIGHTED_OPS, "Add"]
+            if self.residual_adds:  # Q/DQ on residual Add inputs too, but on no other Add
+                op_types, nodes = [*op_types, "Add"], [*self.weighted_nodes, *self.residual_adds]
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(self.pre_path), str(self.scratch / "int8.onnx"), None, quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=op_types, nodes_to_quantize=nodes, per_channel=self.per_channel,
+                activation_type=QuantType.QInt8 if self.symmetric else QuantType.QUInt8,
+                weight_type=QuantType.QInt8, nodes_to_exclude=list(float_nodes),
+                calibrate_method=calibration_method(self.method), extra_options=extra,
+                calibration_cache_path=str(self.ranges_path),
+            )
+        quantized = onnx.load(str(self.scratch / "int8.onnx"))
+        # Strong typing runs whatever is not Q/DQ in the ONNX's own type: cast it to FP16 as
+        # NVIDIA's ModelOpt does, keeping float32 I/O and the fragile ops in FP32.
+        return to_fp16(quantized, FRAGILE_FP16_OPS) if self.fp16_remainder else quantized
+
+
+def _recipe(model: onnx.ModelProto, config: QuantConfig, target: str) -> _Recipe:
+    op_types = tuple(op for op in WEIGHTED_OPS if op not in config.exclude_ops)
+    tensorrt = target == Target.TENSORRT
+    adds = ()
+    if tensorrt and "Add" not in config.exclude_ops:
+        adds = tuple(residual_adds(model, module_groups(model, op_types)))
+    return _Recipe(
+        target=target, symmetric=tensorrt or config.cpu_activations == "s8", per_channel=config.per_channel,
+        fp16_remainder=tensorrt and config.high_precision == "fp16", method=config.method, op_types=op_types,
+        residual_adds=adds, weighted_nodes=tuple(node.name for node in model.graph.node if node.op_type in op_types),
+    )
