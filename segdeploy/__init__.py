@@ -23,6 +23,8 @@ _LAZY_EXPORTS = {
     "ArtifactMeta": "segdeploy.metadata",
     "Precision": "segdeploy.metadata",
     "SegdeployError": "segdeploy.errors",
+    "Segmenter": "segdeploy.runtime.segmenter",
+    "SegmenterPool": "segdeploy.runtime.segmenter",
 }
 
 __all__ = ["__version__", *sorted(_LAZY_EXPORTS)]

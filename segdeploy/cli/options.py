@@ -39,3 +39,22 @@ class SelectChoice(str, Enum):
 
     random = "random"
     class_balanced = "class-balanced"
+
+
+class BackendChoice(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+    openvino = "openvino"
+    tensorrt = "tensorrt"
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+BackendOpt = Annotated[BackendChoice, typer.Option(help="Backend (auto: by file type).")]
+DeviceOpt = Annotated[DeviceChoice, typer.Option(help="Device (auto: CUDA if the backend has it, else CPU).")]
+ThreadsOpt = Annotated[int | None, typer.Option(help="Inference threads (default: the backend's).")]

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from segdeploy.data.datasets import to_bgr_uint8
-from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy
+from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy, TensorIO
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,36 @@ def preprocess(image: np.ndarray, pre: Preprocess) -> tuple[np.ndarray, Placemen
     placement = plan_placement(image.shape[:2], pre)
     content = normalize(resize_for_input(image, placement)[None], pre)
     return pad_to(content, placement.input_size), placement
+
+
+def prepare(image: np.ndarray, pre: Preprocess, io: TensorIO) -> tuple[np.ndarray, Placement]:
+    """One image -> what the graph takes (``io``): normalised float32 NCHW, or for graphs that
+    fuse normalisation uint8 in the model's channel order (NCHW or NHWC), padded with the mean
+    colour; and its placement."""
+    if io.input_dtype == "float32":
+        return preprocess(image, pre)
+    image = to_bgr_uint8(image)
+    placement = plan_placement(image.shape[:2], pre)
+    content = resize_for_input(image, placement)
+    height, width = placement.input_size
+    mean_bgr = np.asarray(pre.mean, np.float32) / np.float32(pre.pixel_scale)
+    if pre.channel_order == ChannelOrder.RGB:
+        mean_bgr = mean_bgr[::-1]
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[...] = np.clip(np.round(mean_bgr), 0, 255).astype(np.uint8)
+    canvas[: content.shape[0], : content.shape[1]] = content
+    return graph_pixels(canvas[None], pre, io), placement
+
+
+def graph_pixels(images_bgr: np.ndarray, pre: Preprocess, io: TensorIO) -> np.ndarray:
+    """(N, H, W, 3) uint8 BGR -> the graph input: normalised float32 NCHW, or uint8 in the
+    model's channel order and ``io.input_layout`` for graphs that fuse normalisation."""
+    if io.input_dtype == "float32":
+        return normalize(images_bgr, pre)
+    ordered = images_bgr[..., ::-1] if pre.channel_order == ChannelOrder.RGB else images_bgr
+    if io.input_layout == "NCHW":
+        ordered = ordered.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(ordered)
 
 
 def preprocess_batch(images: list[np.ndarray], pre: Preprocess) -> tuple[np.ndarray, list[Placement]]:

@@ -10,13 +10,12 @@ import os
 import time
 import warnings
 
-import numpy as np
 import onnx
 import torch
 from torch import nn
 
 from segdeploy import __version__
-from segdeploy.data.preprocess import normalize
+from segdeploy.data.preprocess import graph_pixels
 from segdeploy.data.synthetic import make_scenes
 from segdeploy.errors import BadInputError, CheckFailedError, SegdeployError, UsageError
 from segdeploy.export.config import (
@@ -215,7 +214,7 @@ def _verify(
     with OnnxRuntimeBackend(proto.SerializeToString()) as backend:
         for index, (batch, size) in enumerate(verification_shapes(input_size, config.dynamic)):
             images, _ = make_scenes(batch, *size, seed=VERIFY_SEED + index)
-            graph_input = _graph_input(images, tensor_io, meta)
+            graph_input = graph_pixels(images, meta.preprocess, tensor_io)
             with torch.no_grad():
                 reference = graph.logits(torch.from_numpy(graph_input)).numpy()
             actual = backend.infer(graph_input)
@@ -229,12 +228,3 @@ def _verify(
         tuple(cases), config.atol, config.rtol, config.min_agreement, config.margin,
         time.perf_counter() - started,
     )
-
-
-def _graph_input(images_bgr: np.ndarray, tensor_io: TensorIO, meta: ArtifactMeta) -> np.ndarray:
-    """What the exported graph takes for these images (uint8 for fused graphs)."""
-    if tensor_io.input_dtype == "float32":
-        return normalize(images_bgr, meta.preprocess)
-    ordered = images_bgr[..., ::-1] if meta.preprocess.channel_order.value == "RGB" else images_bgr
-    ordered = np.ascontiguousarray(ordered)
-    return ordered if tensor_io.input_layout == "NHWC" else np.ascontiguousarray(ordered.transpose(0, 3, 1, 2))

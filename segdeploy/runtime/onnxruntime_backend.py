@@ -28,11 +28,13 @@ class OnnxRuntimeBackend(Backend):
         model: str | os.PathLike | bytes,
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
         threads: int | None = None,
+        optimize: bool = True,
     ) -> None:
         super().__init__()
         self._model = model if isinstance(model, bytes) else os.fspath(model)
         self._providers = providers
         self._threads = threads
+        self._optimize = optimize
         self._session = None
         self.optimized = True  # False once activated on a model whose Q/DQ scales are FP16
 
@@ -48,7 +50,7 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3
         if self._threads:
             options.intra_op_num_threads = self._threads
-        self.optimized = not has_fp16_qdq(self._load_graph())
+        self.optimized = self._optimize and not has_fp16_qdq(self._load_graph())
         if not self.optimized:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:

@@ -1,0 +1,172 @@
+"""Segment image files, folders and videos with a Segmenter and write the results.
+
+Images: ``OUT/<stem>.png`` class map (palette PNG with the metadata's colours, or raw
+class ids) and with ``overlay`` ``OUT/<stem>_overlay.jpg``. Videos: ``OUT/<stem>_overlay.mp4``
+(the blended frames; always written) and with ``frame_masks`` ``OUT/<stem>/<frame>.png``.
+Every file is written to a temporary name in ``OUT`` and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segdeploy.data.datasets import IMAGE_SUFFIXES, read_image
+from segdeploy.errors import BadInputError
+from segdeploy.fileio import atomic_output, atomic_write_bytes
+from segdeploy.runtime.segmenter import Segmenter
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+MASK_FORMATS = ("palette", "ids")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    overlay: bool = False  # also write blended images
+    alpha: float = 0.5
+    mask_format: str = "palette"  # palette PNG (metadata colours) or raw class ids
+    frame_masks: bool = False  # videos: one mask PNG per frame as well
+
+
+@dataclass(frozen=True)
+class PredictReport:
+    images: int
+    videos: int
+    frames: int  # video frames segmented
+    written: tuple[str, ...]
+    seconds: float
+
+    @property
+    def frames_per_second(self) -> float:
+        return (self.images + self.frames) / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {"images": self.images, "videos": self.videos, "frames": self.frames, "written": list(self.written),
+                "seconds": self.seconds, "frames_per_second": self.frames_per_second}
+
+
+def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(images, videos) named by ``inputs`` (files or folders, folders not recursed)."""
+    images, videos = [], []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            known = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in known)
+            if not found:
+                raise BadInputError(f"{path} holds no images or videos ({', '.join(sorted(IMAGE_SUFFIXES))}, ...)")
+        elif path.is_file():
+            found = [path]
+        else:
+            raise BadInputError(f"input not found: {path}")
+        for file in found:
+            suffix = file.suffix.lower()
+            if suffix in VIDEO_SUFFIXES:
+                videos.append(file)
+            elif suffix in IMAGE_SUFFIXES:
+                images.append(file)
+            else:
+                raise BadInputError(f"{file}: not an image or video file type")
+    return images, videos
+
+
+def count_frames(images: list[Path], videos: list[Path]) -> int:
+    """Images plus the frame counts videos declare (for a progress total)."""
+    total = len(images)
+    for video in videos:
+        capture = cv2.VideoCapture(str(video))
+        total += max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+        capture.release()
+    return total
+
+
+def predict_files(segmenter: Segmenter, inputs: list[str | Path], out: str | Path,
+                  config: PredictConfig = PredictConfig(), on_frame: Callable[[], None] | None = None) -> PredictReport:
+    """Segment every image and video frame in ``inputs``; write results under ``out``."""
+    if config.mask_format not in MASK_FORMATS:
+        raise BadInputError(f"mask format must be one of {', '.join(MASK_FORMATS)}, got {config.mask_format!r}")
+    images, videos = collect_inputs(inputs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started, written, frames = time.perf_counter(), [], 0
+    for path in images:
+        image = read_image(path)
+        mask = segmenter.predict(image)
+        written.append(_write_mask(out / f"{path.stem}.png", mask, segmenter, config.mask_format))
+        if config.overlay:
+            overlay = segmenter.overlay(image, mask, config.alpha)
+            written.append(_write_encoded(out / f"{path.stem}_overlay.jpg", overlay))
+        if on_frame:
+            on_frame()
+    for path in videos:
+        count, files = _predict_video(segmenter, path, out, config, on_frame)
+        frames += count
+        written.extend(files)
+    return PredictReport(len(images), len(videos), frames, tuple(written), time.perf_counter() - started)
+
+
+def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig, on_frame) -> tuple[int, list[str]]:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise BadInputError(f"{path}: OpenCV cannot open this video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    target = out / f"{path.stem}_overlay.mp4"
+    written, count = [], 0
+    try:
+        with atomic_output(target) as tmp:
+            video_tmp = tmp.with_suffix(".mp4")  # VideoWriter picks the container by suffix
+            writer = None
+            try:
+                while True:
+                    ok, frame = capture.read()
+                    if not ok:
+                        break
+                    mask = segmenter.predict(frame)
+                    if writer is None:
+                        writer = cv2.VideoWriter(str(video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                                 (frame.shape[1], frame.shape[0]))
+                    writer.write(segmenter.overlay(frame, mask, config.alpha))
+                    if config.frame_masks:
+                        folder = out / path.stem
+                        folder.mkdir(exist_ok=True)
+                        written.append(_write_mask(folder / f"{count:06d}.png", mask, segmenter, config.mask_format))
+                    count += 1
+                    if on_frame:
+                        on_frame()
+            finally:
+                if writer is not None:
+                    writer.release()
+            if count == 0:
+                video_tmp.unlink(missing_ok=True)
+                raise BadInputError(f"{path}: no frame could be decoded")
+            video_tmp.replace(tmp)
+    finally:
+        capture.release()
+    return count, [str(target), *written]
+
+
+def _write_mask(target: Path, mask: np.ndarray, segmenter: Segmenter, mask_format: str) -> str:
+    if mask_format == "ids":
+        return _write_encoded(target, mask)
+    from PIL import Image
+
+    image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
+    image.putpalette([channel for colour in segmenter.meta.palette for channel in colour])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write_bytes(target, buffer.getvalue())
+    return str(target)
+
+
+def _write_encoded(target: Path, image: np.ndarray) -> str:
+    ok, encoded = cv2.imencode(target.suffix, image)
+    if not ok:
+        raise BadInputError(f"OpenCV cannot encode {target.suffix} images")
+    atomic_write_bytes(target, encoded.tobytes())
+    return str(target)
