@@ -37,7 +37,7 @@ class OpenVinoBackend(Backend):
             compiled = ov.Core().compile_model(self._model, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
             raise BadInputError(f"OpenVINO cannot compile {self._model}: {str(exc).splitlines()[0][:200]}") from exc
-        self.inference_precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.inference_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # f32, bf16
         self._request = compiled.create_infer_request()
 
     def _close(self) -> None:

@@ -160,3 +160,14 @@ def test_import_and_help_stay_light():
 def test_console_script_runs_in_a_subprocess():
     result = subprocess.run([sys.executable, "-m", "segdeploy", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "segdeploy" in result.stdout
+
+
+def test_export_openvino_writes_onnx_and_ir_and_converts_onnx(tmp_path):
+    result = invoke("--quiet", "export", "unet_tiny", "--num-classes", "3", "--input-size", "64x80", "--format",
+                    "openvino", "-o", tmp_path / "m.xml")
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in tmp_path.iterdir()} == {"m.onnx", "m.xml", "m.bin"}
+    again = invoke("--quiet", "export", tmp_path / "m.onnx", "--format", "openvino", "-o", tmp_path / "n.xml")
+    assert again.exit_code == 0 and "FP32 weights" in again.stdout
+    refused = invoke("export", tmp_path / "m.onnx")
+    assert refused.exit_code == 2 and "--format openvino" in refused.stderr

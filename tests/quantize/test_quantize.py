@@ -192,3 +192,15 @@ def test_fp16_remainder_needs_opset_19(unet_fp32, scenes, tmp_path):
     onnx.save(model, tmp_path / "old.onnx")
     with pytest.raises(BadInputError, match="opset >= 19"):
         quantize_int8(tmp_path / "old.onnx", tmp_path / "x.onnx", str(scenes), CONFIG.replace(high_precision="fp16"))
+
+
+@pytest.mark.parametrize("fixture", ["unet_fp32", "swin_fp32"])
+def test_the_float_models_are_not_trivial(fixture, request, scenes):
+    # Agreement tests mean nothing on a model that predicts one class everywhere.
+    from segdeploy.data.datasets import open_dataset
+    from segdeploy.runtime.segmenter import Segmenter
+
+    segmenter, val = Segmenter(request.getfixturevalue(fixture)), open_dataset(scenes, "val")
+    predictions = [(segmenter.predict(val[i].image), val[i].mask) for i in range(len(val))]
+    accuracy = np.mean([np.mean(mask == truth) for mask, truth in predictions])
+    assert accuracy >= 0.6 and len(np.unique(np.concatenate([m.ravel() for m, _ in predictions]))) >= 3
