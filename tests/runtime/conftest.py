@@ -6,6 +6,7 @@ import pytest
 
 from segdeploy.metadata import ResizePolicy
 
+
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory, trained_checkpoint):
     """{"torch": .pt, "onnxruntime": .onnx, "openvino": .xml} of one trained unet_tiny, run at native size
