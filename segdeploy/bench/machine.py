@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 from typing import Any
 
 from segdeploy.info import describe_environment
@@ -20,6 +22,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpu_names() -> list[str]:
+    """NVIDIA GPU names from nvidia-smi (empty without a driver); torch-free."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        result = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                                text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()] if result.returncode == 0 else []
+
+
 def machine_info(threads: int | None = None) -> dict[str, Any]:
     """CPU model, cores, thread setting and package versions, for benchmark JSON."""
     env = describe_environment()
@@ -27,6 +41,7 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "threads": threads,
+        "gpu": gpu_names(),
         "platform": env["platform"],
         "python": env["python"],
         "versions": {"segdeploy": env["segdeploy"], **env["core"],

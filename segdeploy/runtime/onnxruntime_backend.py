@@ -69,4 +69,10 @@ class OnnxRuntimeBackend(Backend):
         self._session = None
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run([self._output], {self._input: batch})[0]
+        try:
+            return self._session.run([self._output], {self._input: batch})[0]
+        except Exception as exc:  # onnxruntime raises InvalidArgument/Fail, not Python built-ins
+            if "Got invalid dimensions" in str(exc) or "INVALID_ARGUMENT" in str(exc):
+                raise BadInputError(f"onnxruntime rejects input {batch.dtype} {batch.shape}: "
+                                    f"{str(exc).splitlines()[0][-160:]} (a static export takes one size)") from exc
+            raise

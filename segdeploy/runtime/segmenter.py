@@ -9,6 +9,7 @@ own backend resources.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -33,16 +34,21 @@ class Segmenter:
 
     ``backend``: auto (by file type), torch, onnxruntime, openvino or tensorrt. ``device``:
     auto, cpu or cuda. ``tile="HxW"`` (with ``overlap``) runs sliding windows for large
-    images. ``options`` are BackendOptions (threads, precision, hint, fp16, optimize).
+    images. ``input_size`` replaces the metadata's eval size (stretch/letterbox policies).
+    ``options`` are BackendOptions (threads, precision, hint, fp16, optimize).
     Backend resources are acquired on first use or ``with Segmenter(...)``; ``close()``
     releases them.
     """
 
     def __init__(self, artifact: str | os.PathLike, backend: str = "auto", device: str = "auto",
-                 tile: str | tuple[int, int] | None = None, overlap: float = 0.25, **options) -> None:
+                 tile: str | tuple[int, int] | None = None, overlap: float = 0.25,
+                 input_size: str | tuple[int, int] | None = None, **options) -> None:
         self.artifact = Path(artifact)
         self.backend_name = backend_for(self.artifact, backend)
         self.meta = read_artifact_meta(self.artifact)
+        if input_size is not None:  # run a dynamic artifact at another size than its eval size
+            size = parse_hw(input_size) if isinstance(input_size, str) else tuple(input_size)
+            self.meta = self.meta.replace(preprocess=dataclasses.replace(self.meta.preprocess, eval_size=size))
         try:
             backend_options = BackendOptions(**options)
         except TypeError as exc:

@@ -1,0 +1,85 @@
+"""Accuracy of one artifact on ground truth and against a reference, segmentation-native.
+
+Per artifact: mIoU, per-class IoU and pixel accuracy on ground truth; against the
+reference's masks: pixel agreement, agreement mIoU (the reference's mask taken as truth),
+per-class IoU change vs the reference on ground truth, the class pairs that flip most
+(reference class -> artifact class), and the images where the two agree least.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segdeploy.bench.metrics import ConfusionMatrix
+
+TOP_FLIPS = 5
+WORST_IMAGES = 5
+
+
+@dataclass
+class AccuracyTracker:
+    num_classes: int
+    ignore_index: int | None
+    truth: ConfusionMatrix = field(init=False)
+    versus_reference: ConfusionMatrix = field(init=False)  # rows: reference class, columns: this artifact's
+    image_agreement: list[tuple[str, float]] = field(default_factory=list)  # (image path, agreement)
+    labelled: bool = True
+
+    def __post_init__(self) -> None:
+        self.truth = ConfusionMatrix(self.num_classes, self.ignore_index)
+        self.versus_reference = ConfusionMatrix(self.num_classes, self.ignore_index)
+
+    def update(self, name: str, mask: np.ndarray, reference: np.ndarray | None, labels: np.ndarray | None) -> None:
+        """Add one image: ``labels`` None means no ground truth; ``reference`` None means no reference."""
+        if labels is None:
+            self.labelled = False
+        else:
+            self.truth.update(mask, labels)
+        if reference is None:
+            return
+        keep = np.ones(mask.shape, bool) if labels is None or self.ignore_index is None else labels != self.ignore_index
+        ignore = self.ignore_index if self.ignore_index is not None else -1
+        self.versus_reference.update(mask, np.where(keep, reference, ignore))
+        self.image_agreement.append((name, float((mask == reference)[keep].mean()) if keep.any() else float("nan")))
+
+    def summary(self, class_names: tuple[str, ...], reference: AccuracyTracker | None) -> dict:
+        """The accuracy keys of one bench result (fractions 0-1; ``delta_miou`` in points)."""
+        result: dict = {"miou": None, "per_class_iou": None, "pixel_acc": None, "delta_miou": None,
+                        "miou_vs_reference": None, "agreement_vs_reference": None}
+        if self.labelled and self.truth.matrix.sum():
+            iou = self.truth.iou()
+            result.update(miou=self.truth.miou(), pixel_acc=self.truth.pixel_accuracy(),
+                          per_class_iou=_by_name(iou, class_names))
+            if reference is not None and reference.labelled and reference.truth.matrix.sum():
+                result["delta_miou"] = (self.truth.miou() - reference.truth.miou()) * 100
+                result["per_class_iou_change"] = _by_name(iou - reference.truth.iou(), class_names)
+        if self.image_agreement:
+            matrix = self.versus_reference.matrix
+            result.update(miou_vs_reference=self.versus_reference.miou(),
+                          agreement_vs_reference=float(np.trace(matrix) / max(matrix.sum(), 1)),
+                          top_flips=_top_flips(matrix, class_names),
+                          worst_images=[{"image": Path(name).name, "path": name, "agreement": value} for name, value in
+                                        sorted(self.image_agreement, key=lambda item: item[1])[:WORST_IMAGES]])
+        return result
+
+
+def _by_name(values: np.ndarray, class_names: tuple[str, ...]) -> dict[str, float | None]:
+    return {name: (None if np.isnan(value) else float(value)) for name, value in zip(class_names, values)}
+
+
+def _top_flips(matrix: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
+    """The largest off-diagonal cells: pixels the reference calls A and the artifact calls B."""
+    off = matrix.astype(np.float64).copy()
+    np.fill_diagonal(off, 0)
+    flips = []
+    for index in np.argsort(off, axis=None)[::-1][:TOP_FLIPS]:
+        source, target = divmod(int(index), matrix.shape[0])
+        if off[source, target] == 0:
+            break
+        flips.append({"reference": class_names[source], "artifact": class_names[target],
+                      "pixels": int(off[source, target]),
+                      "fraction_of_reference_class": float(off[source, target] / max(matrix[source].sum(), 1))})
+    return flips

@@ -1,0 +1,47 @@
+"""``--engine`` specs: ``PATH[@BACKEND[:OPTION]]`` (e.g. ``unet.onnx@openvino:f32``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from segdeploy.errors import UsageError
+from segdeploy.runtime.artifacts import BACKENDS, backend_for
+
+# What ``:OPTION`` sets, per backend.
+OPTION_OF_BACKEND = {"openvino": ("precision", ("auto", "f32", "bf16")), "torch": ("fp16", ("fp16",))}
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    path: Path
+    backend: str
+    option: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.name}@{self.backend}" + (f":{self.option}" if self.option else "")
+
+    def segmenter_options(self) -> dict:
+        if self.option is None:
+            return {}
+        key, _ = OPTION_OF_BACKEND[self.backend]
+        return {key: True} if key == "fp16" else {key: self.option}
+
+
+def parse_spec(text: str) -> EngineSpec:
+    """Parse one spec; the backend defaults to the file type's, the option must suit the backend."""
+    path_text, _, rest = text.partition("@")
+    if not path_text:
+        raise UsageError(f"engine spec {text!r} has no path")
+    backend_text, _, option = rest.partition(":")
+    if backend_text and backend_text not in BACKENDS:
+        raise UsageError(f"engine spec {text!r}: unknown backend {backend_text!r}; choose {', '.join(BACKENDS)}")
+    path = Path(path_text)
+    backend = backend_text or backend_for(path)
+    if option:
+        if backend not in OPTION_OF_BACKEND or option not in OPTION_OF_BACKEND[backend][1]:
+            allowed = {name: choices for name, (_, choices) in OPTION_OF_BACKEND.items()}
+            raise UsageError(f"engine spec {text!r}: option {option!r} does not apply to {backend}; options: "
+                             + "; ".join(f"{name}: {', '.join(choices)}" for name, choices in allowed.items()))
+    return EngineSpec(path, backend, option or None)

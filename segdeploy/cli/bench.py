@@ -1,0 +1,90 @@
+"""``segdeploy bench --engine SPEC ...``: latency, mIoU and agreement for many artifacts in one table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from segdeploy.cli import console
+from segdeploy.cli.options import DeviceChoice, DeviceOpt, InputSizeOpt, JsonOpt, ThreadsOpt
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench_command)
+
+
+def bench_command(
+    engine: Annotated[list[str], typer.Option(
+        "--engine", help="PATH[@BACKEND[:OPTION]], repeatable: unet.onnx, unet.onnx@openvino:f32, unet.pt.")],
+    reference: Annotated[Path | None, typer.Option(
+        help="Eager fp32 checkpoint (default: the artifacts' source checkpoint when it exists).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Labelled dataset (default: synthetic scenes, agreement only).")
+                    ] = None,
+    split: Annotated[str, typer.Option(help="Split of --data.")] = "val",
+    num_images: Annotated[int, typer.Option(help="Images for accuracy and end2end timing.")] = 50,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size of the infer timing.")] = 1,
+    input_size: InputSizeOpt = None,
+    warmup: Annotated[str, typer.Option(help="Warm-up: iterations (20) or seconds (2s).")] = "10",
+    iters: Annotated[int | None, typer.Option(min=1, help="Timed infer iterations per artifact.")] = None,
+    duration: Annotated[str | None, typer.Option(help="Timed infer seconds per artifact instead (10s).")] = None,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = DeviceChoice.auto,
+    markdown: Annotated[Path | None, typer.Option(help="Write the table as Markdown.")] = None,
+    plots: Annotated[Path | None, typer.Option(help="Folder for PNG plots.")] = None,
+    json_path: JsonOpt = None,
+) -> None:
+    """Benchmark artifacts side by side: latency percentiles, mIoU and agreement with the eager reference."""
+    from segdeploy.bench.runner import BenchConfig, run_bench
+    from segdeploy.bench.stats import parse_budget
+    from segdeploy.errors import CheckFailedError, UsageError
+    from segdeploy.sizes import parse_hw_list
+
+    if iters is not None and duration is not None:
+        raise UsageError("give --iters or --duration, not both")
+    config = BenchConfig(
+        engines=tuple(engine), reference=str(reference) if reference else None, data=str(data) if data else None,
+        split=split, num_images=num_images, batch=batch,
+        input_sizes=tuple(parse_hw_list(input_size)) if input_size else (), warmup=parse_budget(warmup, "--warmup"),
+        iters=parse_budget(f"{duration}" if duration else str(iters or 50), "--duration" if duration else "--iters"),
+        threads=threads, device=device.value,
+    )
+    with console.progress_bars() as bar:
+        bars = {}
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            bars.setdefault(phase, bar(phase))(done, total)
+
+        report = run_bench(config, on_progress)
+    _emit(report, markdown, plots, json_path)
+    if report.failed:
+        raise CheckFailedError(f"{len(report.failed)} of {len(report.results)} artifacts failed: "
+                               + "; ".join(f"{r['label']}: {r['error']}" for r in report.failed))
+
+
+def _emit(report, markdown_path: Path | None, plots: Path | None, json_path: Path | None) -> None:
+    from segdeploy.bench.report import COLUMNS, markdown, noisy_rows, table_rows
+    from segdeploy.fileio import atomic_write_text, write_json
+
+    table = Table(title=f"segdeploy bench: {len(report.images)} images, reference "
+                        f"{Path(report.reference['artifact']).name if report.reference else 'none'}")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("artifact", "backend", "precision") else "right")
+    for row in table_rows(report):
+        table.add_row(*(escape(cell) for cell in row))
+    console.out.print(table)
+    noisy = noisy_rows(report)
+    if noisy:
+        console.info(f"warning: noisy machine: infer latency varied by more than 5 % for {', '.join(noisy)}")
+    if json_path:
+        write_json(json_path, report.to_dict())
+    if markdown_path:
+        atomic_write_text(markdown_path, markdown(report))
+    if plots:
+        from segdeploy.bench.plots import write_plots
+
+        written = write_plots(report, plots)
+        console.info(f"wrote {len(written)} plots to {plots}")
