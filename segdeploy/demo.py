@@ -1,29 +1,97 @@
-"""The built-in default job behind ``segdeploy demo`` (no arguments, no external data).
+"""The built-in default job behind ``segdeploy demo``: the whole pipeline, no external data.
 
-For now: export ``unet_small`` and ``swin_seg_nano`` (11 classes, random weights) to
-verified ONNX in one folder. The benchmark issue grows this into the whole pipeline.
+Synthetic street-like scenes (or ``--data DIR``) -> train a small U-Net -> verified ONNX ->
+INT8 (CPU target, calibrated on the training split, gated on val) and FP16 -> OpenVINO IR
+-> one bench table: eager PyTorch vs ONNX Runtime (fp32, int8, fp16) vs OpenVINO (auto and
+f32), with mIoU against the labels and agreement with the eager model; JSON, Markdown and
+plots in the output folder.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from segdeploy.export.config import ExportConfig, ExportReport
-
-DEMO_MODELS = ("unet_small", "swin_seg_nano")
-DEMO_CLASSES = 11
+from segdeploy.errors import CheckFailedError
 
 
-def run_demo(out_dir: str | os.PathLike, models: tuple[str, ...] = DEMO_MODELS) -> list[ExportReport]:
-    """Export each preset to ``out_dir/<name>.onnx`` with verification; returns the reports."""
+@dataclass(frozen=True)
+class DemoPlan:
+    """Sizes of one demo run; ``quick`` is for tests."""
+
+    arch: str
+    input_size: tuple[int, int]
+    train_images: int
+    val_images: int
+    epochs: int
+    bench_iters: int
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> DemoPlan:
+        if quick:
+            return cls("unet_tiny", (64, 80), 24, 6, 6, 3)
+        return cls("unet_small", (96, 128), 96, 24, 12, 30)
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    folder: str
+    train_seconds: float
+    best_miou: float | None
+    rejected: tuple[str, ...]  # quantizations the accuracy gate refused, with why
+    bench: object  # BenchReport
+
+    def to_dict(self) -> dict:
+        return {"folder": self.folder, "train_seconds": self.train_seconds, "best_miou": self.best_miou,
+                "rejected": list(self.rejected), "bench": self.bench.to_dict()}
+
+
+def run_demo(out_dir: str | os.PathLike, data: str | None = None, quick: bool = False,
+             on_step: Callable[[str], None] = lambda message: None) -> DemoReport:
+    """Run the pipeline into ``out_dir``; ``on_step`` hears one line per stage."""
+    from segdeploy.bench.report import write_outputs
+    from segdeploy.bench.runner import BenchConfig, run_bench
+    from segdeploy.bench.stats import Budget
+    from segdeploy.data.synthetic import write_synthetic_dataset
+    from segdeploy.export.config import ExportConfig
     from segdeploy.export.onnx_export import export_onnx
-    from segdeploy.models.checkpoint import load_model
+    from segdeploy.export.openvino_ir import export_openvino
+    from segdeploy.quantize.config import AccuracyGate, Fp16Config, QuantConfig
+    from segdeploy.quantize.fp16 import convert_fp16
+    from segdeploy.quantize.int8 import quantize_int8
+    from segdeploy.train.trainer import TrainConfig, train
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reports = []
-    for name in models:
-        model, meta = load_model(name, num_classes=DEMO_CLASSES)
-        reports.append(export_onnx(model, out_dir / f"{name}.onnx", ExportConfig(), meta))
-    return reports
+    plan = DemoPlan.for_mode(quick)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if data is None:
+        on_step(f"writing {plan.train_images} + {plan.val_images} synthetic scenes to {out / 'data'}")
+        data = str(write_synthetic_dataset(out / "data", {"train": plan.train_images, "val": plan.val_images},
+                                           size=plan.input_size))
+    on_step(f"training {plan.arch} for {plan.epochs} epochs at {plan.input_size[0]}x{plan.input_size[1]}")
+    trained = train(TrainConfig(data=data, arch=plan.arch, output=str(out / "model.pt"), input_size=plan.input_size,
+                                epochs=plan.epochs, batch=8, lr=1e-2, seed=0))
+    on_step("exporting to ONNX (verified against PyTorch) and OpenVINO IR")
+    export_onnx(str(out / "model.pt"), out / "model.onnx", ExportConfig())
+    export_openvino(out / "model.onnx", out / "model.xml")
+    gate = AccuracyGate(eval_data=data)
+    artifacts, rejected = [], []
+    on_step("quantizing: INT8 (calibrated on the training split) and FP16, both gated on val")
+    for name, make in (("model_int8.onnx", lambda path: quantize_int8(
+            out / "model.onnx", path, data, QuantConfig(target="cpu", num_images=32, gate=gate))),
+                       ("model_fp16.onnx", lambda path: convert_fp16(out / "model.onnx", path, Fp16Config(gate=gate)))):
+        try:
+            make(out / name)
+            artifacts.append(str(out / name))
+        except CheckFailedError as failure:
+            rejected.append(f"{name}: {failure}")
+    engines = (str(out / "model.pt"), str(out / "model.onnx"), *artifacts, f"{out / 'model.xml'}@openvino:auto",
+               f"{out / 'model.xml'}@openvino:f32")
+    on_step(f"benchmarking {len(engines)} artifacts on the val split")
+    bench = run_bench(BenchConfig(engines=engines, reference=str(out / "model.pt"), data=data,
+                                  num_images=plan.val_images, warmup=Budget(iterations=3),
+                                  iters=Budget(iterations=plan.bench_iters)))
+    write_outputs(bench, out / "bench.json", out / "bench.md", out / "plots")
+    return DemoReport(str(out.resolve()), trained.seconds, trained.best_miou, tuple(rejected), bench)

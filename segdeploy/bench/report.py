@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from segdeploy.bench.runner import BenchReport
 
 COLUMNS = ("artifact", "backend", "precision", "input", "MB", "infer p50 ms", "infer p99 ms", "end2end p50 ms",
@@ -13,7 +15,9 @@ def table_rows(report: BenchReport) -> list[tuple[str, ...]]:
     rows = []
     for result in report.results:
         size = "x".join(str(side) for side in result["input_size"])
-        head = (result["label"], result["backend"], result["precision"], size, f"{result['size_mb']:.1f}")
+        option = result["label"].partition("@")[2].partition(":")[2]
+        name = Path(result["artifact"]).name + (f":{option}" if option else "")
+        head = (name, result["backend"], result["precision"], size, f"{result['size_mb']:.1f}")
         if result["status"] == "failed":
             rows.append(head + (f"failed: {result['error']}",) + ("",) * (len(COLUMNS) - len(head) - 1))
             continue
@@ -62,3 +66,18 @@ def _ms(stats: dict | None, key: str) -> str:
 
 def _number(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
+
+
+def write_outputs(report: BenchReport, json_path=None, markdown_path=None, plots=None) -> list:
+    """Write whichever of JSON, Markdown and plots are asked for; returns the plot paths."""
+    from segdeploy.fileio import atomic_write_text, write_json
+
+    if json_path:
+        write_json(json_path, report.to_dict())
+    if markdown_path:
+        atomic_write_text(markdown_path, markdown(report))
+    if not plots:
+        return []
+    from segdeploy.bench.plots import write_plots
+
+    return write_plots(report, plots)

@@ -1,7 +1,8 @@
 """``run_bench``: many artifacts (and sizes) in one run: latency, accuracy, agreement.
 
-Every artifact gets the same inputs. Latency is taken round-robin (one iteration of each
-row in turn) so machine drift does not favour one artifact. ``infer`` times the backend
+Every artifact gets the same inputs. Latency is taken in rounds, each artifact running a
+block of iterations in turn (after a few untimed settling calls), so machine drift does not
+favour one artifact and no artifact is timed while another runtime's threads still spin. ``infer`` times the backend
 call on a prepared batch; ``end2end`` times decode (a PNG/JPEG read from disk) + prepare +
 backend + postprocess per image, during the accuracy pass, also round-robin. A row that
 fails is recorded with its error and dropped from later rounds; the others go on.
@@ -43,6 +44,11 @@ class BenchConfig:
     iters: Budget = Budget(iterations=50)
     threads: int | None = None
     device: str = "auto"
+    # Artifacts take turns in blocks: ``settle`` untimed calls, then ``block`` timed ones. Switching
+    # runtimes on every call measured the previous runtime's spinning threads (2-core machine:
+    # eager torch 22 ms round-robin vs 10 ms alone; blocks of 20 after 2 settling calls: 10 ms).
+    block: int = 10
+    settle: int = 2
 
 
 @dataclass
@@ -91,7 +97,7 @@ def run_bench(config: BenchConfig, on_progress: Callable[[str, int, int], None] 
             _guard(row, lambda row=row: _open(row, config))
         reference = _reference(config, first)
         _time_infer(rows, samples, config, on_progress)
-        reference_result = _accuracy_pass(rows, samples, reference, first, on_progress)
+        reference_result = _accuracy_pass(rows, samples, reference, first, config, on_progress)
     results = [_result(row, first, reference_result, config.batch) for row in rows]
     for row in rows:
         if row.segmenter is not None:
@@ -190,42 +196,71 @@ def _time_infer(rows: list[Row], samples, config: BenchConfig, on_progress) -> N
             images = [cv2.imread(str(samples[i % len(samples)][1])) for i in range(config.batch)]
             batches[id(row)] = np.concatenate([prepare(image, meta.preprocess, meta.io)[0] for image in images])
         _guard(row, build)
-    for phase, budget, keep in (("warm-up", config.warmup, False), ("infer", config.iters, True)):
-        started, done = time.perf_counter(), 0
-        total = budget.iterations or None
-        while (done < budget.iterations) if budget.iterations else (time.perf_counter() - started < budget.seconds):
-            for row in rows:
-                def once(row=row, keep=keep):
+    for index, row in enumerate(rows):  # warm-up: each artifact alone, untimed
+        _guard(row, lambda row=row: _repeat(row.segmenter, batches[id(row)], config.warmup))
+        if on_progress:
+            on_progress("warm-up", index + 1, len(rows))
+    budget, started = config.iters, time.perf_counter()
+    while any(_wants_more(row, budget, started, len(rows)) for row in rows):
+        for row in rows:
+            if not _wants_more(row, budget, started, len(rows)):
+                continue
+            block = min(config.block, budget.iterations - len(row.infer_ms)) if budget.iterations else config.block
+
+            def once(row=row, block=block):
+                for _ in range(config.settle):  # let the previous runtime's threads go quiet
+                    row.segmenter.run(batches[id(row)])
+                for _ in range(block):
                     tick = time.perf_counter()
                     row.segmenter.run(batches[id(row)])
-                    if keep:
-                        row.infer_ms.append((time.perf_counter() - tick) * 1000)
-                _guard(row, once)
-            done += 1
-            if on_progress:
-                on_progress(phase, done, total or done)
-
-
-def _accuracy_pass(rows: list[Row], samples, reference, meta: ArtifactMeta, on_progress) -> dict | None:
-    """Masks of every row for every image, end2end timed; the reference's masks per size."""
-    reference_trackers: dict[tuple[int, int], AccuracyTracker] = {}
-    for index, (_, path, labels) in enumerate(samples):
-        references = {}
-        if reference is not None:
-            image = cv2.imread(str(path))
-            for size in {row.input_size for row in rows}:
-                references[size] = reference(size).predict(image)
-                tracker = reference_trackers.setdefault(size, AccuracyTracker(meta.num_classes, meta.ignore_index))
-                tracker.update(str(path), references[size], None, labels)
-        for row in rows:
-            def once(row=row, path=path, labels=labels, references=references):
-                tick = time.perf_counter()
-                mask = row.segmenter.predict(cv2.imread(str(path)))
-                row.end2end_ms.append((time.perf_counter() - tick) * 1000)
-                row.tracker.update(str(path), mask, references.get(row.input_size), labels)
+                    row.infer_ms.append((time.perf_counter() - tick) * 1000)
             _guard(row, once)
         if on_progress:
-            on_progress("accuracy", index + 1, len(samples))
+            done = min(len(row.infer_ms) for row in rows)
+            on_progress("infer", done, budget.iterations or done)
+
+
+def _wants_more(row: Row, budget: Budget, started: float, row_count: int) -> bool:
+    if row.error is not None:
+        return False
+    if budget.iterations:
+        return len(row.infer_ms) < budget.iterations
+    return time.perf_counter() - started < budget.seconds * row_count
+
+
+def _repeat(segmenter: Segmenter, batch: np.ndarray, budget: Budget) -> None:
+    started, done = time.perf_counter(), 0
+    while (done < budget.iterations) if budget.iterations else (time.perf_counter() - started < budget.seconds):
+        segmenter.run(batch)
+        done += 1
+
+
+def _accuracy_pass(rows: list[Row], samples, reference, meta: ArtifactMeta, config: BenchConfig,
+                   on_progress) -> dict | None:
+    """Masks of every row for every image, end2end timed in blocks; the reference's masks per size."""
+    reference_trackers: dict[tuple[int, int], AccuracyTracker] = {}
+    for start in range(0, len(samples), config.block):
+        chunk = samples[start:start + config.block]
+        references: list[dict] = [{} for _ in chunk]
+        if reference is not None:
+            for (_, path, labels), masks in zip(chunk, references):
+                image = cv2.imread(str(path))
+                for size in {row.input_size for row in rows}:
+                    masks[size] = reference(size).predict(image)
+                    tracker = reference_trackers.setdefault(size, AccuracyTracker(meta.num_classes, meta.ignore_index))
+                    tracker.update(str(path), masks[size], None, labels)
+        for row in rows:
+            def once(row=row, chunk=chunk, references=references):
+                for _ in range(config.settle):
+                    row.segmenter.predict(cv2.imread(str(chunk[0][1])))
+                for (_, path, labels), masks in zip(chunk, references):
+                    tick = time.perf_counter()
+                    mask = row.segmenter.predict(cv2.imread(str(path)))
+                    row.end2end_ms.append((time.perf_counter() - tick) * 1000)
+                    row.tracker.update(str(path), mask, masks.get(row.input_size), labels)
+            _guard(row, once)
+        if on_progress:
+            on_progress("accuracy", start + len(chunk), len(samples))
     if reference is None:
         return None
     size = rows[0].input_size

@@ -38,6 +38,7 @@ def bench_command(
     json_path: JsonOpt = None,
 ) -> None:
     """Benchmark artifacts side by side: latency percentiles, mIoU and agreement with the eager reference."""
+    from segdeploy.bench.report import write_outputs
     from segdeploy.bench.runner import BenchConfig, run_bench
     from segdeploy.bench.stats import parse_budget
     from segdeploy.errors import CheckFailedError, UsageError
@@ -59,32 +60,27 @@ def bench_command(
             bars.setdefault(phase, bar(phase))(done, total)
 
         report = run_bench(config, on_progress)
-    _emit(report, markdown, plots, json_path)
+    print_table(report)
+    written = write_outputs(report, json_path, markdown, plots)
+    if plots:
+        console.info(f"wrote {len(written)} plots to {plots}")
     if report.failed:
         raise CheckFailedError(f"{len(report.failed)} of {len(report.results)} artifacts failed: "
                                + "; ".join(f"{r['label']}: {r['error']}" for r in report.failed))
 
 
-def _emit(report, markdown_path: Path | None, plots: Path | None, json_path: Path | None) -> None:
-    from segdeploy.bench.report import COLUMNS, markdown, noisy_rows, table_rows
-    from segdeploy.fileio import atomic_write_text, write_json
+def print_table(report) -> None:
+    """The bench table on stdout and the noisy-machine warning on stderr."""
+    from segdeploy.bench.report import COLUMNS, noisy_rows, table_rows
 
     table = Table(title=f"segdeploy bench: {len(report.images)} images, reference "
                         f"{Path(report.reference['artifact']).name if report.reference else 'none'}")
     for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("artifact", "backend", "precision") else "right")
+        table.add_column(column, justify="left" if column in ("artifact", "backend", "precision") else "right",
+                         overflow="fold")
     for row in table_rows(report):
         table.add_row(*(escape(cell) for cell in row))
     console.out.print(table)
     noisy = noisy_rows(report)
     if noisy:
         console.info(f"warning: noisy machine: infer latency varied by more than 5 % for {', '.join(noisy)}")
-    if json_path:
-        write_json(json_path, report.to_dict())
-    if markdown_path:
-        atomic_write_text(markdown_path, markdown(report))
-    if plots:
-        from segdeploy.bench.plots import write_plots
-
-        written = write_plots(report, plots)
-        console.info(f"wrote {len(written)} plots to {plots}")
