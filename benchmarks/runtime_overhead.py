@@ -2,7 +2,8 @@
 
 Usage: python benchmarks/runtime_overhead.py [benchmarks/checkpoints/unet_small_camvid.pt]
 
-One run, interleaved round by round across backends (torch, onnxruntime, openvino f32):
+One run, backends (torch, onnxruntime, openvino f32) taking turns in blocks of 10 after 2
+untimed settling calls (switching runtimes on every call times the other runtime's threads):
 - overhead: the raw backend call vs ``Segmenter.run`` on the same prepared input;
 - end to end: decode (cv2.imread of a CamVid val PNG) + prepare + backend + postprocess,
   each phase timed, images/s from their sum.
@@ -32,7 +33,9 @@ from segdeploy.runtime.segmenter import Segmenter
 
 HERE = Path(__file__).resolve().parent
 THREADS = 2
-ROUNDS = 40
+ROUNDS = 40  # samples per measure and backend
+BLOCK = 10  # backends take turns in blocks, after SETTLE untimed calls
+SETTLE = 2
 WARMUP = 3
 
 
@@ -50,21 +53,25 @@ def measure(segmenters: dict[str, Segmenter], image_paths: list[Path]) -> dict:
     for segmenter in segmenters.values():
         for _ in range(WARMUP):
             segmenter.run(batch)
-    for round_index in range(ROUNDS):
-        path = image_paths[round_index % len(image_paths)]
+    for round_index in range(ROUNDS // BLOCK):
         for name, segmenter in segmenters.items():
             record = samples[name]
-            # alternate which of the pair goes first, so neither always gets the warmer cache
-            pair = [("raw", segmenter.backend.infer), ("run", segmenter.run)]
-            for key, call in pair if round_index % 2 == 0 else pair[::-1]:
-                record[key].append(_timed(call, batch)[1])
-            image, ms = _timed(cv2.imread, str(path))
-            record["decode"].append(ms)
-            (prepared, placement), ms = _timed(prepare, image, meta.preprocess, meta.io)
-            record["prepare"].append(ms)
-            output, ms = _timed(segmenter.run, prepared)
-            record["infer"].append(ms)
-            record["post"].append(_timed(postprocess, output[0], placement)[1])
+            for _ in range(SETTLE):  # let the previous runtime's threads go quiet
+                segmenter.run(batch)
+            for step in range(BLOCK):
+                # alternate which of the pair goes first, so neither always gets the warmer cache
+                pair = [("raw", segmenter.backend.infer), ("run", segmenter.run)]
+                for key, call in pair if step % 2 == 0 else pair[::-1]:
+                    record[key].append(_timed(call, batch)[1])
+            for step in range(BLOCK):
+                path = image_paths[(round_index * BLOCK + step) % len(image_paths)]
+                image, ms = _timed(cv2.imread, str(path))
+                record["decode"].append(ms)
+                (prepared, placement), ms = _timed(prepare, image, meta.preprocess, meta.io)
+                record["prepare"].append(ms)
+                output, ms = _timed(segmenter.run, prepared)
+                record["infer"].append(ms)
+                record["post"].append(_timed(postprocess, output[0], placement)[1])
     return samples
 
 
@@ -102,8 +109,8 @@ def summarise(samples: dict) -> dict:
 
 def markdown(model: str, rows: dict, machine: dict, eval_size, image_size) -> str:
     lines = [f"## {model} (eval size {eval_size[0]}x{eval_size[1]}, CamVid images {image_size[0]}x{image_size[1]})", "",
-             f"Machine: {machine['cpu']}, {machine['cores']} cores, {THREADS} threads; {ROUNDS} interleaved rounds, "
-             "medians (IQR of the per-round overhead in brackets).", "",
+             f"Machine: {machine['cpu']}, {machine['cores']} cores, {THREADS} threads; {ROUNDS} samples per backend in "
+             f"blocks of {BLOCK}; medians (IQR of the per-call overhead in brackets).", "",
              "| backend | raw call ms | Segmenter.run ms | overhead | overhead µs (32x32 input) | decode ms "
              "| prepare ms | post ms | pre+post share | images/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
