@@ -31,7 +31,8 @@ THREADS = 2
 ROUNDS = 40  # timed infer calls per artifact and backend
 
 
-def build_artifacts(checkpoint: Path, folder: Path, data: str, manifest: Path) -> tuple[dict, dict]:
+def build_artifacts(checkpoint: Path, folder: Path, data: str, manifest: Path,
+                    names: tuple[str, ...] | None = None) -> tuple[dict, dict]:
     """Every precision the checkpoint supports -> {name: path}, and {name: quantize report or error}.
 
     Each quantization runs as its own ``segdeploy quantize`` process, so the calibration peak
@@ -53,6 +54,8 @@ def build_artifacts(checkpoint: Path, folder: Path, data: str, manifest: Path) -
         "int8-dynamic": ["--precision", "int8-dynamic", "--target", "cpu"],
     }
     for name, options in jobs.items():
+        if names is not None and name not in names:
+            continue
         out, summary = folder / f"{name}.onnx", folder / f"{name}.json"
         command = [sys.executable, "-m", "segdeploy", "--quiet", "quantize", str(paths["fp32"]), "-o", str(out),
                    "--json", str(summary), *options, *common]
