@@ -58,6 +58,7 @@ def require(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        needs = " (NVIDIA GPU and driver required)" if extra in ("tensorrt", "gpu") else ""
         raise MissingDependencyError(
-            f"{module} is not installed ({exc}); install it with: pip install 'segdeploy[{extra}]'"
+            f"{module} is not installed ({exc}); install it with: pip install 'segdeploy[{extra}]'{needs}"
         ) from exc

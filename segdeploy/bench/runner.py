@@ -26,6 +26,7 @@ from segdeploy.bench.stats import Budget, latency_stats
 from segdeploy.data.preprocess import prepare
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import ArtifactMeta
+from segdeploy.runtime.artifacts import read_artifact_meta
 from segdeploy.runtime.segmenter import Segmenter
 
 SCHEMA_VERSION = 1
@@ -59,6 +60,7 @@ class Row:
     error: str | None = None
     infer_ms: list[float] = field(default_factory=list)
     end2end_ms: list[float] = field(default_factory=list)
+    phase_ms: dict[str, list[float]] = field(default_factory=dict)  # backends with phase timings (TensorRT)
     tracker: AccuracyTracker | None = None
 
 
@@ -86,7 +88,7 @@ def run_bench(config: BenchConfig, on_progress: Callable[[str, int, int], None] 
     if config.batch < 1 or config.num_images < 1:
         raise BadInputError("--batch and --num-images must be >= 1")
     specs = [parse_spec(text) for text in config.engines]
-    metas = {spec: Segmenter(spec.path, backend=spec.backend, device="cpu").meta for spec in specs}
+    metas = {spec: read_artifact_meta(spec.path) for spec in specs}
     check_comparable(metas)
     first = metas[specs[0]]
     with tempfile.TemporaryDirectory(prefix="segdeploy-bench.") as scratch:
@@ -214,6 +216,8 @@ def _time_infer(rows: list[Row], samples, config: BenchConfig, on_progress) -> N
                     tick = time.perf_counter()
                     row.segmenter.run(batches[id(row)])
                     row.infer_ms.append((time.perf_counter() - tick) * 1000)
+                    for phase, ms in getattr(row.segmenter.backend, "last_timings", {}).items():
+                        row.phase_ms.setdefault(phase, []).append(ms)
             _guard(row, once)
         if on_progress:
             done = min(len(row.infer_ms) for row in rows)
@@ -280,11 +284,13 @@ def _result(row: Row, meta: ArtifactMeta, reference: dict | None, batch: int) ->
         latency["infer"] = latency_stats(row.infer_ms).to_dict()
     if row.end2end_ms:
         latency["end2end"] = latency_stats(row.end2end_ms).to_dict()
+    latency.update({phase: latency_stats(values).to_dict() for phase, values in row.phase_ms.items()})
     result["latency_ms"] = latency
     result["latency_samples_ms"] = {"infer": row.infer_ms, "end2end": row.end2end_ms}
     result["segmenter_options"] = row.spec.segmenter_options()
     per_call = {"infer": batch, "end2end": 1}  # images per timed call
-    result["throughput_ips"] = {mode: per_call[mode] * 1000 / stats["mean"] for mode, stats in latency.items()}
+    result["throughput_ips"] = {mode: per_call[mode] * 1000 / latency[mode]["mean"]
+                                for mode in per_call if mode in latency}
     if row.tracker is not None and not row.error:
         reference_tracker = reference["trackers"].get(row.input_size) if reference else None
         result.update(row.tracker.summary(meta.class_names, reference_tracker))

@@ -75,9 +75,9 @@ def main_callback(
 
 def _register() -> None:
     # Command modules import only typer/rich at module level; heavy work is lazy.
-    from segdeploy.cli import bench, demo, export, info, manifest, predict, quantize, train
+    from segdeploy.cli import bench, build, demo, export, info, manifest, predict, quantize, train
 
-    for module in (export, quantize, predict, bench, train, manifest, info, demo):
+    for module in (export, quantize, build, predict, bench, train, manifest, info, demo):
         module.register(app)
 
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from segdeploy.errors import BadInputError, MissingDependencyError, SegdeployError, require
+from segdeploy.errors import BadInputError, MissingDependencyError, require
 from segdeploy.fileio import require_file
 from segdeploy.metadata import ArtifactMeta
 from segdeploy.runtime.base import Backend
@@ -32,6 +32,7 @@ class BackendOptions:
     hint: str = "LATENCY"  # openvino performance hint: LATENCY | THROUGHPUT
     fp16: bool = False  # torch: FP16 autocast on CUDA
     optimize: bool = True  # onnxruntime graph optimisation (off for FP16-scale Q/DQ regardless)
+    cuda_graph: bool = False  # tensorrt: capture the enqueue in a CUDA graph (static shapes)
 
 
 def backend_for(path: str | os.PathLike, backend: str = "auto") -> str:
@@ -61,10 +62,9 @@ def read_artifact_meta(path: str | os.PathLike) -> ArtifactMeta:
         return read_metadata(load_onnx(path, load_weights=False), str(path))
     if kind == "openvino":
         return _openvino_meta(path)
-    sidecar = path.with_name(path.name + ".json")
-    if not sidecar.is_file():
-        raise BadInputError(f"{path} has no metadata sidecar {sidecar.name}; rebuild it with 'segdeploy build'")
-    return ArtifactMeta.from_json(sidecar.read_text())
+    from segdeploy.build.manifest import read_manifest
+
+    return read_manifest(path).artifact_meta()
 
 
 def _openvino_meta(path: Path) -> ArtifactMeta:
@@ -98,8 +98,12 @@ def make_backend(path: str | os.PathLike, kind: str, device: str, options: Backe
         from segdeploy.runtime.openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend(path, options.precision, options.threads, options.hint)
+    if device == "cpu":
+        raise BadInputError("a TensorRT engine runs on an NVIDIA GPU; use --device cuda or auto")
     require("tensorrt", "tensorrt")
-    raise SegdeployError("the TensorRT backend is not implemented yet (issue #8)")
+    from segdeploy.runtime.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(path, cuda_graph=options.cuda_graph)
 
 
 def _torch_device(device: str) -> str:

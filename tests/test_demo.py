@@ -1,0 +1,22 @@
+"""The README's main command, in its quick form, end to end."""
+
+import json
+
+from typer.testing import CliRunner
+
+from segdeploy.cli.app import app
+
+
+def test_quick_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--quick", "-o", str(out), "--json", str(tmp_path / "d.json")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "d.json").read_text())
+    rows = summary["bench"]["results"]
+    backends = [row["backend"] for row in rows]
+    assert backends[:2] == ["torch", "onnxruntime"] and backends[-2:] == ["openvino", "openvino"]
+    assert all(row["status"] == "ok" and 0 <= row["miou"] <= 1 for row in rows)
+    assert len(rows) + len(summary["rejected"]) == 6  # int8 and fp16 are either benchmarked or named as rejected
+    assert {"bench.json", "bench.md", "plots", "model.pt", "model.onnx", "model.xml"} <= {p.name for p in out.iterdir()}
+    assert (out / "plots" / "latency_cdf.png").stat().st_size > 0
+    assert "report, plots and artifacts are in" in result.stdout
