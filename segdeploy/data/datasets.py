@@ -84,12 +84,36 @@ class SegDataset:
             )
 
 
+MAX_IMAGE_PIXELS = 1 << 28  # 268 M pixels (16384 x 16384): decoding more would take GBs
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """HxWx3 uint8 BGR; grayscale and alpha are converted; other dtypes are refused."""
+    """HxWx3 uint8 BGR; grayscale and alpha are converted; other dtypes and images over
+    MAX_IMAGE_PIXELS (checked from the header, before decoding) are refused."""
+    _check_image_size(path)
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise BadInputError(f"cannot decode image {path}")
     return to_bgr_uint8(image, str(path))
+
+
+def _check_image_size(path: str | os.PathLike) -> None:
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides
+            with Image.open(path) as header:  # reads the header only
+                width, height = header.size
+    except Image.DecompressionBombError as exc:
+        raise BadInputError(f"{path} is too large to decode ({exc}); split it into parts") from exc
+    except (UnidentifiedImageError, OSError):
+        return  # OpenCV decides; it reports what it cannot read
+    if width * height > MAX_IMAGE_PIXELS:
+        raise BadInputError(f"{path} is {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} M pixels "
+                            "(split it into parts)")
 
 
 def to_bgr_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from segdeploy.data.datasets import to_bgr_uint8
+from segdeploy.errors import BadInputError, CheckFailedError
 from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy, TensorIO
 
 
@@ -43,8 +44,14 @@ def normalization_affine(pre: Preprocess) -> tuple[np.ndarray, np.ndarray]:
     return np.float32(pre.pixel_scale) / std, -mean / std
 
 
+MAX_INPUT_PIXELS = 4096 * 4096  # a larger native-size network input would need GBs of activations
+
+
 def plan_placement(original_size: tuple[int, int], pre: Preprocess) -> Placement:
-    """Decide content and input sizes for an image of ``original_size`` under ``pre``."""
+    """Decide content and input sizes for an image of ``original_size`` under ``pre``.
+
+    The ``keep`` policy feeds native sizes; above MAX_INPUT_PIXELS that is refused (tile instead).
+    """
     height, width = original_size
     eval_h, eval_w = pre.eval_size
     if pre.resize_policy == ResizePolicy.STRETCH:
@@ -55,6 +62,9 @@ def plan_placement(original_size: tuple[int, int], pre: Preprocess) -> Placement
         return Placement(original_size, content, (eval_h, eval_w))
     divisor = pre.divisor
     padded = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
+    if padded[0] * padded[1] > MAX_INPUT_PIXELS:
+        raise BadInputError(f"a {height}x{width} image is too large for whole-image inference with this native-size "
+                            "model (limit 4096x4096); use tiling: --tile HxW or Segmenter(tile=...)")
     return Placement(original_size, original_size, padded)
 
 
@@ -123,7 +133,13 @@ def pad_to(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def postprocess(output: np.ndarray, placement: Placement) -> np.ndarray:
-    """One model output ((C, H, W) logits or (H, W) class ids) -> (H0, W0) uint8 mask at the original size."""
+    """One model output ((C, H, W) logits or (H, W) class ids) -> (H0, W0) uint8 mask at the original size.
+
+    Logits with NaN or Inf are a failed check, never silently class 0.
+    """
+    if output.ndim == 3 and not np.isfinite(output.sum(dtype=np.float64)):
+        raise CheckFailedError("the model output contains NaN or Inf; the artifact or its input is broken "
+                               "(an FP16 overflow, corrupt weights)")
     classes = output.argmax(0) if output.ndim == 3 else output
     content_h, content_w = placement.content_size
     classes = classes[:content_h, :content_w].astype(np.uint8)

@@ -3,7 +3,9 @@
 Images: ``OUT/<stem>.png`` class map (palette PNG with the metadata's colours, or raw
 class ids) and with ``overlay`` ``OUT/<stem>_overlay.jpg``. Videos: ``OUT/<stem>_overlay.mp4``
 (the blended frames; always written) and with ``frame_masks`` ``OUT/<stem>/<frame>.png``.
-Every file is written to a temporary name in ``OUT`` and renamed when complete.
+Every file is written to a temporary name in ``OUT`` and renamed when complete; ``OUT`` is
+created with the first result. A failure stops the run: results of the inputs before it stay
+(each complete), nothing of the failing one is written.
 """
 
 from __future__ import annotations
@@ -92,8 +94,7 @@ def predict_files(segmenter: Segmenter, inputs: list[str | Path], out: str | Pat
     if config.mask_format not in MASK_FORMATS:
         raise BadInputError(f"mask format must be one of {', '.join(MASK_FORMATS)}, got {config.mask_format!r}")
     images, videos = collect_inputs(inputs)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # created with the first result, so an input that fails at once leaves nothing
     started, written, frames = time.perf_counter(), [], 0
     for path in images:
         image = read_image(path)
@@ -117,6 +118,7 @@ def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig, on_f
         raise BadInputError(f"{path}: OpenCV cannot open this video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     target = out / f"{path.stem}_overlay.mp4"
+    out.mkdir(parents=True, exist_ok=True)
     written, count = [], 0
     try:
         with atomic_output(target) as tmp:
@@ -152,6 +154,7 @@ def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig, on_f
 
 
 def _write_mask(target: Path, mask: np.ndarray, segmenter: Segmenter, mask_format: str) -> str:
+    target.parent.mkdir(parents=True, exist_ok=True)
     if mask_format == "ids":
         return _write_encoded(target, mask)
     from PIL import Image
@@ -165,6 +168,7 @@ def _write_mask(target: Path, mask: np.ndarray, segmenter: Segmenter, mask_forma
 
 
 def _write_encoded(target: Path, image: np.ndarray) -> str:
+    target.parent.mkdir(parents=True, exist_ok=True)
     ok, encoded = cv2.imencode(target.suffix, image)
     if not ok:
         raise BadInputError(f"OpenCV cannot encode {target.suffix} images")
