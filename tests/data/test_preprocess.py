@@ -3,9 +3,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segdeploy.data.preprocess import normalize, plan_placement, postprocess, preprocess, preprocess_batch
-from segdeploy.errors import BadInputError
-from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy
+from segdeploy.data.preprocess import (
+    normalize,
+    plan_placement,
+    postprocess,
+    prepare,
+    preprocess,
+    preprocess_batch,
+)
+from segdeploy.errors import BadInputError, CheckFailedError
+from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy, TensorIO
 
 
 def _blocky_labels(height, width, classes=4, seed=0, block=24):
@@ -84,3 +91,51 @@ def test_placement_properties(height, width, policy, eval_h, eval_w, divisor):
         assert all(i % divisor == 0 and i - o < divisor for i, o in zip(placement.input_size, (height, width)))
     mask = postprocess(np.zeros(placement.input_size, np.uint8), placement)
     assert mask.shape == (height, width)
+
+
+IMAGE_SHAPES = st.tuples(st.integers(1, 120), st.integers(1, 120), st.sampled_from([None, 1, 3, 4]))
+
+
+@settings(max_examples=50, deadline=None)
+@given(shape=IMAGE_SHAPES, policy=st.sampled_from(list(ResizePolicy)),
+       io=st.sampled_from([TensorIO(), TensorIO(input_dtype="uint8"),
+                           TensorIO(input_dtype="uint8", input_layout="NHWC")]),
+       classes=st.integers(1, 12), seed=st.integers(0, 1000))
+def test_prepare_and_postprocess_any_image(shape, policy, io, classes, seed):
+    """Any size and channel count: the graph input matches the contract, the mask the image size."""
+    height, width, channels = shape
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (height, width) if channels is None else (height, width, channels), dtype=np.uint8)
+    pre = Preprocess(resize_policy=policy, eval_size=(48, 64), divisor=16)
+    batch, placement = prepare(image, pre, io)
+    expected_dtype = np.float32 if io.input_dtype == "float32" else np.uint8
+    assert batch.dtype == expected_dtype and batch.shape[0] == 1
+    spatial = batch.shape[1:3] if io.input_layout == "NHWC" else batch.shape[2:]
+    assert tuple(spatial) == placement.input_size and 3 in (batch.shape[1], batch.shape[3])
+    logits = rng.standard_normal((classes, *placement.input_size)).astype(np.float32)
+    mask = postprocess(logits, placement)
+    assert mask.shape == (height, width) and mask.dtype == np.uint8 and mask.max() < classes
+
+
+@settings(max_examples=25, deadline=None)
+@given(dtype=st.sampled_from([np.uint16, np.int8, np.float32, np.float64, np.int32]), side=st.integers(1, 20))
+def test_non_uint8_images_are_refused(dtype, side):
+    with pytest.raises(BadInputError, match="8-bit"):
+        preprocess(np.zeros((side, side, 3), dtype), Preprocess())
+
+
+@settings(max_examples=25, deadline=None)
+@given(count=st.integers(1, 6), sizes=st.lists(st.tuples(st.integers(1, 90), st.integers(1, 90)), min_size=6,
+                                                max_size=6))
+def test_stretch_batches_of_any_size_mix(count, sizes):
+    images = [np.zeros((h, w, 3), np.uint8) for h, w in sizes[:count]]
+    batch, placements = preprocess_batch(images, Preprocess(eval_size=(32, 48)))
+    assert batch.shape == (count, 3, 32, 48) and [p.original_size for p in placements] == sizes[:count]
+
+
+def test_nan_logits_fail_instead_of_class_zero():
+    placement = plan_placement((4, 4), Preprocess(resize_policy=ResizePolicy.KEEP, divisor=1))
+    logits = np.zeros((3, 4, 4), np.float32)
+    logits[1, 2, 2] = np.nan
+    with pytest.raises(CheckFailedError, match="NaN"):
+        postprocess(logits, placement)
