@@ -106,7 +106,8 @@ _BACKENDS = {
     "openvino": ("openvino", "openvino"),
     "tensorrt": ("tensorrt", "tensorrt"),
     "cuda-python": ("cuda.bindings.runtime", "tensorrt"),
-    "pycuda": ("pycuda.driver", "tensorrt"),
+    "pycuda": ("pycuda.driver", "pycuda"),
+    "matplotlib": ("matplotlib", "bench"),
 }
 
 
@@ -118,7 +119,7 @@ def describe_environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "core": {pkg: _version(pkg) for pkg in ("numpy", "opencv-python-headless", "onnx", "typer", "rich")},
+        "core": {pkg: _version(pkg) for pkg in ("numpy", "opencv-python-headless", "pillow", "onnx", "typer", "rich")},
         "backends": backends,
     }
 
