@@ -47,6 +47,9 @@ def train_command(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     resume: Annotated[Path | None, typer.Option(help="Continue from a .last.pt checkpoint.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Cap steps per epoch (quick runs).")] = None,
+    teacher: Annotated[Path | None, typer.Option(help="Distil from this checkpoint (same classes).")] = None,
+    kd_weight: Annotated[float, typer.Option(min=0, help="Weight of the distillation term.")] = 0.5,
+    kd_temperature: Annotated[float, typer.Option(help="Softening temperature (> 0).")] = 2.0,
     json_path: JsonOpt = None,
 ) -> None:
     """Train a preset with validation mIoU every epoch; the best checkpoint is kept."""
@@ -62,7 +65,8 @@ def train_command(
         epochs=epochs, batch=batch, lr=lr, loss=loss.value, schedule=schedule.value,
         class_weights=class_weights, split=split, val_split=val_split or None, workers=workers,
         threads=threads, seed=seed, device=device, resume=str(resume) if resume else None,
-        max_steps_per_epoch=max_steps,
+        max_steps_per_epoch=max_steps, teacher=str(teacher) if teacher else None, kd_weight=kd_weight,
+        kd_temperature=kd_temperature,
     )
     columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
                TextColumn("val mIoU {task.fields[miou]}"), TimeRemainingColumn())

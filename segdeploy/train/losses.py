@@ -50,3 +50,16 @@ def segmentation_loss(name: str, logits: torch.Tensor, target: torch.Tensor, ign
         return (F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
                 + dice_loss(logits, target, ignore_index))
     raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, ignore_index: int,
+                      temperature: float) -> torch.Tensor:
+    """Pixel-wise KL(teacher || student) of temperature-softened logits, times T^2 (Hinton et al.),
+    averaged over pixels whose label is not ``ignore_index``; zero when the logits are equal."""
+    log_student = F.log_softmax(student / temperature, dim=1)
+    log_teacher = F.log_softmax(teacher / temperature, dim=1)
+    per_pixel = (log_teacher.exp() * (log_teacher - log_student)).sum(1)  # (N, H, W)
+    valid = target != ignore_index
+    if not valid.any():
+        return student.sum() * 0
+    return per_pixel[valid].mean() * temperature**2

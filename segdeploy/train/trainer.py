@@ -20,12 +20,13 @@ import torch
 from segdeploy.bench.metrics import ConfusionMatrix
 from segdeploy.data.datasets import SegDataset, open_dataset
 from segdeploy.data.preprocess import normalize, postprocess, preprocess
-from segdeploy.errors import BadInputError
+from segdeploy.errors import BadInputError, UsageError
+from segdeploy.fileio import require_file, sha256_file
 from segdeploy.metadata import ArtifactMeta, Preprocess, new_meta
-from segdeploy.models.checkpoint import load_state_checked, read_checkpoint, save_checkpoint
+from segdeploy.models.checkpoint import load_model, load_state_checked, read_checkpoint, save_checkpoint
 from segdeploy.models.registry import create_model, model_config
 from segdeploy.train.augment import augment
-from segdeploy.train.losses import LOSSES, class_weights_from_counts, segmentation_loss
+from segdeploy.train.losses import LOSSES, class_weights_from_counts, distillation_loss, segmentation_loss
 
 IGNORE = 255  # internal ignore label during training (dataset labels are remapped to it)
 
@@ -52,6 +53,9 @@ class TrainConfig:
     device: str = "cpu"
     resume: str | None = None
     max_steps_per_epoch: int | None = None  # for quick runs and tests
+    teacher: str | None = None  # checkpoint whose softened logits the student also learns from
+    kd_weight: float = 0.5  # loss = segmentation loss + kd_weight * distillation loss
+    kd_temperature: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,42 @@ def evaluate(model: torch.nn.Module, dataset: SegDataset, pre: Preprocess, devic
     return matrix
 
 
+class Objective:
+    """The training loss: the segmentation loss, plus with a teacher the distillation term.
+
+    The teacher runs once per batch, in eval mode, without gradients.
+    """
+
+    def __init__(self, config: TrainConfig, weights: torch.Tensor | None, teacher: torch.nn.Module | None) -> None:
+        self.config, self.weights, self.teacher = config, weights, teacher
+
+    def __call__(self, model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = model(images)
+        loss = segmentation_loss(self.config.loss, logits, targets, IGNORE, self.weights)
+        if self.teacher is None:
+            return loss
+        with torch.no_grad():
+            teacher_logits = self.teacher(images)
+        return loss + self.config.kd_weight * distillation_loss(logits, teacher_logits, targets, IGNORE,
+                                                                self.config.kd_temperature)
+
+
+def load_teacher(config: TrainConfig, train_set: SegDataset, student_meta: ArtifactMeta) -> torch.nn.Module:
+    """The teacher checkpoint, frozen; its classes and normalisation must be the data's and the student's."""
+    teacher, meta = load_model(require_file(config.teacher, "teacher checkpoint"))
+    if meta.num_classes != train_set.num_classes or tuple(meta.class_names) != tuple(train_set.class_names):
+        raise BadInputError(f"teacher {config.teacher} has {meta.num_classes} classes {list(meta.class_names)[:4]}..., "
+                            f"the data has {train_set.num_classes} {list(train_set.class_names)[:4]}...")
+    fields = ("channel_order", "pixel_scale", "mean", "std")
+    different = [f for f in fields if getattr(meta.preprocess, f) != getattr(student_meta.preprocess, f)]
+    if different:
+        raise BadInputError(f"teacher {config.teacher} normalises images differently ({', '.join(different)})")
+    teacher = teacher.to(config.device).eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher
+
+
 def _validate_config(config: TrainConfig) -> None:
     if config.loss not in LOSSES:
         raise BadInputError(f"unknown loss {config.loss!r}; choose from {', '.join(LOSSES)}")
@@ -139,6 +179,8 @@ def _validate_config(config: TrainConfig) -> None:
         raise BadInputError("--epochs and --batch must be >= 1")
     if min(config.input_size) < 1:
         raise BadInputError("--input-size must be positive")
+    if config.kd_temperature <= 0 or config.kd_weight < 0:
+        raise UsageError("--kd-temperature must be > 0 and --kd-weight >= 0")
 
 
 def train(config: TrainConfig, on_step: Callable[[dict[str, Any]], None] | None = None) -> TrainReport:
@@ -159,6 +201,10 @@ def train(config: TrainConfig, on_step: Callable[[dict[str, Any]], None] | None 
     meta = meta.replace(ignore_index=train_set.ignore_index)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     weights = class_weights_from_counts(label_counts(train_set)).to(config.device) if config.class_weights else None
+    objective = Objective(config, weights, load_teacher(config, train_set, meta) if config.teacher else None)
+    if config.teacher:
+        meta = meta.with_record("distill", teacher=config.teacher, teacher_sha256=sha256_file(config.teacher),
+                                kd_weight=config.kd_weight, kd_temperature=config.kd_temperature)
     state = {"epoch": 0, "best_score": float("-inf"), "best_epoch": 0, "history": []}
     if config.resume:
         state = _resume(config, model, optimizer)
@@ -180,8 +226,7 @@ def train(config: TrainConfig, on_step: Callable[[dict[str, Any]], None] | None 
             global_step = epoch * steps_per_epoch + step
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, global_step, total_steps, steps_per_epoch)
-            logits = model(images.to(config.device))
-            loss = segmentation_loss(config.loss, logits, targets.to(config.device), IGNORE, weights)
+            loss = objective(model, images.to(config.device), targets.to(config.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
