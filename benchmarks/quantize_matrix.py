@@ -28,7 +28,7 @@ from segdeploy.onnx_meta import load_onnx, read_metadata
 
 HERE = Path(__file__).resolve().parent
 THREADS = 2
-ROUNDS = 40  # timed infer calls per artifact and backend
+ROUNDS = 100  # timed infer calls per artifact and backend (the machine is shared: more samples)
 
 
 def build_artifacts(checkpoint: Path, folder: Path, data: str, manifest: Path,

@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "camvid"))
     parser.add_argument("--manifest", type=Path, default=HERE.parent / "calibration" / "camvid_train_100_balanced.json")
-    parser.add_argument("--iters", type=int, default=40)
+    parser.add_argument("--iters", type=int, default=100)
     args = parser.parse_args()
     model = args.checkpoint.stem
     with tempfile.TemporaryDirectory() as scratch:

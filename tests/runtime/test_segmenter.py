@@ -142,12 +142,14 @@ def test_errors(artifacts, tmp_path):
 
 
 def test_engine_without_tensorrt_is_a_missing_dependency(artifacts, tmp_path):
-    pytest.importorskip("onnx")
+    from segdeploy.build.manifest import EngineManifest, Environment, write_manifest
     from segdeploy.runtime.artifacts import read_artifact_meta
 
     if __import__("importlib").util.find_spec("tensorrt"):
         pytest.skip("TensorRT is installed")
     (tmp_path / "m.engine").write_bytes(b"engine")
-    (tmp_path / "m.engine.json").write_text(read_artifact_meta(artifacts["onnxruntime"]).to_json())
+    built_on = Environment("11.4.0", "13.0", "NVIDIA H100", (9, 0), "linux", "x86_64")
+    write_manifest(EngineManifest(read_artifact_meta(artifacts["onnxruntime"]).to_dict(), built_on, [], "fp32",
+                                  "", "", 0.0, False, "none"), tmp_path / "m.engine")
     with pytest.raises(MissingDependencyError, match="tensorrt"):
         Segmenter(tmp_path / "m.engine")
