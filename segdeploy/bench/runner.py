@@ -71,6 +71,7 @@ class BenchReport:
     results: list[dict]
     reference: dict | None
     images: list[str]  # evaluated image files, in order
+    warnings: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[dict]:
@@ -78,7 +79,8 @@ class BenchReport:
 
     def to_dict(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, "machine": self.machine, "config": self.config,
-                "reference": self.reference, "images": self.images, "results": self.results}
+                "reference": self.reference, "images": self.images, "warnings": list(self.warnings),
+                "results": self.results}
 
 
 def run_bench(config: BenchConfig, on_progress: Callable[[str, int, int], None] | None = None) -> BenchReport:
@@ -91,8 +93,9 @@ def run_bench(config: BenchConfig, on_progress: Callable[[str, int, int], None] 
     metas = {spec: read_artifact_meta(spec.path) for spec in specs}
     check_comparable(metas)
     first = metas[specs[0]]
+    warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix="segdeploy-bench.") as scratch:
-        samples = _samples(config, first, Path(scratch))
+        samples = _samples(config, first, Path(scratch), warnings)
         sizes = {spec: config.input_sizes or [metas[spec].preprocess.eval_size] for spec in specs}
         rows = [Row(spec, size) for spec in specs for size in sizes[spec]]
         for row in rows:
@@ -105,7 +108,8 @@ def run_bench(config: BenchConfig, on_progress: Callable[[str, int, int], None] 
         if row.segmenter is not None:
             row.segmenter.close()
     return BenchReport(_config_dict(config), machine_info(config.threads), results,
-                       reference_result and reference_result["summary"], [name for name, _, _ in samples])
+                       reference_result and reference_result["summary"], [name for name, _, _ in samples],
+                       tuple(warnings))
 
 
 def check_comparable(metas: dict[EngineSpec, ArtifactMeta]) -> None:
@@ -122,7 +126,8 @@ def check_comparable(metas: dict[EngineSpec, ArtifactMeta]) -> None:
             raise BadInputError(f"{spec.label} and {specs[0].label} cannot be compared: {', '.join(fields)} differ")
 
 
-def _samples(config: BenchConfig, meta: ArtifactMeta, scratch: Path) -> list[tuple[str, Path, np.ndarray | None]]:
+def _samples(config: BenchConfig, meta: ArtifactMeta, scratch: Path,
+             warnings: list[str]) -> list[tuple[str, Path, np.ndarray | None]]:
     """(name, image file, labels or None): the split's first images, or synthetic scenes written as PNG."""
     if config.data:
         from segdeploy.data.datasets import open_dataset
@@ -130,6 +135,9 @@ def _samples(config: BenchConfig, meta: ArtifactMeta, scratch: Path) -> list[tup
         dataset = open_dataset(config.data, config.split)
         if len(dataset) == 0:
             raise BadInputError(f"{config.data}:{config.split} holds no images")
+        if dataset.skipped:
+            warnings.append(f"{dataset.skipped} files of {config.data}:{config.split} have no image/mask partner "
+                            "and were skipped")
         chosen = range(min(config.num_images, len(dataset)))
         _check_labels(dataset, chosen, meta)
         return [(dataset.pairs[i][0].name, dataset.pairs[i][0], dataset[i].mask) for i in chosen]

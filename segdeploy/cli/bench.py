@@ -81,6 +81,8 @@ def print_table(report) -> None:
     for row in table_rows(report):
         table.add_row(*(escape(cell) for cell in row))
     console.out.print(table)
+    for warning in report.warnings:
+        console.info(f"warning: {warning}")
     noisy = noisy_rows(report)
     if noisy:
         console.info(f"warning: noisy machine: infer latency varied by more than 5 % for {', '.join(noisy)}")

@@ -68,3 +68,15 @@ def test_failed_row_exits_1_and_others_still_run(artifacts, tmp_path):
 @pytest.mark.parametrize("args", [["--iters", "0"], ["--warmup", "-1"], ["--batch", "0"]])
 def test_bad_counts_are_usage_errors(artifacts, args):
     assert invoke("bench", "--engine", artifacts["onnxruntime"], *args).exit_code == 2
+
+
+def test_images_without_masks_are_skipped_with_a_warning(artifacts, scenes, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(scenes, data)
+    next((data / "val" / "masks").iterdir()).unlink()
+    result = invoke("bench", "--engine", artifacts["onnxruntime"], "--data", data, "--num-images", 2, "--iters", 1,
+                    "--warmup", 1, "--json", tmp_path / "b.json")
+    assert result.exit_code == 0 and "1 files of" in result.stderr and "skipped" in result.stderr
+    assert json.loads((tmp_path / "b.json").read_text())["warnings"]

@@ -61,3 +61,14 @@ def test_openvino_bf16_or_auto_reports_what_it_chose(artifacts, scene_images):
         assert chosen in ("f32", "bf16", "f16")
         agreement = np.mean(auto.predict(scene_images[0]) == reference.predict(scene_images[0]))
         assert agreement >= (0.99 if chosen != "f32" else 0.999)
+
+
+def test_openvino_async_queue_matches_sync_infer(artifacts, scene_images):
+    from segdeploy.runtime.openvino_backend import OpenVinoBackend
+
+    meta = read_artifact_meta(artifacts["openvino"])
+    batches = [prepare(image, meta.preprocess, meta.io)[0] for image in scene_images * 2]
+    with OpenVinoBackend(artifacts["openvino"], precision="f32", hint="THROUGHPUT") as backend:
+        expected = [backend.infer(batch) for batch in batches]
+        for actual, reference in zip(backend.infer_many(batches), expected):
+            np.testing.assert_allclose(actual, reference, rtol=1e-5, atol=1e-5)
