@@ -11,7 +11,6 @@ and a section of benchmarks/MODELOPT.md.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import io
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import checkpoint_parser, replace_section
 
 from segdeploy.bench.machine import machine_info
 from segdeploy.bench.metrics import ConfusionMatrix
@@ -29,7 +29,7 @@ from segdeploy.data.datasets import open_dataset, read_image
 from segdeploy.data.preprocess import preprocess
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
-from segdeploy.fileio import atomic_write_text, write_json
+from segdeploy.fileio import write_json
 from segdeploy.onnx_meta import load_onnx, read_metadata
 from segdeploy.quantize.accuracy import predict_masks
 from segdeploy.quantize.calibration import resolve_calibration
@@ -75,10 +75,7 @@ def score(paths: dict[str, Path], data: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "camvid"))
-    parser.add_argument("--manifest", type=Path, default=HERE.parent / "calibration" / "camvid_train_100_balanced.json")
+    parser = checkpoint_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     import modelopt
 
@@ -112,10 +109,7 @@ def main() -> None:
         took = f"{row['seconds']:.1f}" if row["seconds"] else "-"
         lines.append(f"| {name} | {row['val_miou']:.4f} | {delta:+.2f} | {row['agreement_miou']:.4f} | {took} |")
     section = "\n".join(lines) + "\n"
-    target = HERE / "MODELOPT.md"
-    previous = target.read_text() if target.exists() else "# INT8 for TensorRT: segdeploy vs ModelOpt\n\n"
-    kept = [part for part in previous.split("\n## ") if not part.startswith(f"{model}\n")]
-    atomic_write_text(target, "\n## ".join(kept).rstrip() + "\n\n" + section)
+    replace_section(HERE / "MODELOPT.md", "INT8 for TensorRT: segdeploy vs ModelOpt", model, section)
     print(section)
 
 

@@ -10,7 +10,6 @@ Writes benchmarks/results/quantize-<model>-<date>.json and benchmarks/QUANTIZATI
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import subprocess
@@ -18,12 +17,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import checkpoint_parser, replace_section
+
 from segdeploy.bench.machine import machine_info
 from segdeploy.bench.runner import BenchConfig, run_bench
 from segdeploy.bench.stats import Budget
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
-from segdeploy.fileio import atomic_write_text, write_json
+from segdeploy.fileio import write_json
 from segdeploy.onnx_meta import load_onnx, read_metadata
 
 HERE = Path(__file__).resolve().parent
@@ -116,10 +117,7 @@ def _ms(value) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "camvid"))
-    parser.add_argument("--manifest", type=Path, default=HERE.parent / "calibration" / "camvid_train_100_balanced.json")
+    parser = checkpoint_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     model = args.checkpoint.stem
     with tempfile.TemporaryDirectory() as scratch:
@@ -135,10 +133,7 @@ def main() -> None:
     write_json(HERE / "results" / f"quantize-{model}-{stamp}.json",
                {"machine": machine, "model": model, "eval_size": list(eval_size), "results": rows, "reports": reports})
     section = markdown_section(model, rows, machine, eval_size)
-    target = HERE / "QUANTIZATION.md"
-    previous = target.read_text() if target.exists() else "# Quantization benchmark\n\n"
-    kept = [part for part in previous.split("\n## ") if not part.startswith(f"{model} ")]
-    atomic_write_text(target, "\n## ".join(kept).rstrip() + "\n\n" + section)
+    replace_section(HERE / "QUANTIZATION.md", "Quantization benchmark", model, section)
     print(section)
 
 

@@ -12,19 +12,19 @@ benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import re
 import tempfile
 from pathlib import Path
 
+from common import checkpoint_parser, replace_section
 from quantize_matrix import build_artifacts
 
 from segdeploy.bench.report import markdown
 from segdeploy.bench.runner import BenchConfig, run_bench
 from segdeploy.bench.stats import Budget
 from segdeploy.export.openvino_ir import export_openvino
-from segdeploy.fileio import atomic_write_text, write_json
+from segdeploy.fileio import write_json
 
 HERE = Path(__file__).resolve().parent
 THREADS = 2
@@ -32,10 +32,7 @@ SUITE_ARTIFACTS = ("fp16", "int8-cpu-u8", "int8-tensorrt", "int8-dynamic")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "camvid"))
-    parser.add_argument("--manifest", type=Path, default=HERE.parent / "calibration" / "camvid_train_100_balanced.json")
+    parser = checkpoint_parser(__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=100)
     args = parser.parse_args()
     model = args.checkpoint.stem
@@ -58,10 +55,7 @@ def main() -> None:
     section = (f"## {model}\n\nCommand: `python benchmarks/suite.py {args.checkpoint}`; "
                f"artifact names are the suite's (fp32, fp16, int8-cpu-u8 = INT8 for CPUs, int8-tensorrt = INT8 QDQ "
                f"with FP16 remainder for TensorRT, int8-dynamic).\n\n" + markdown(report))
-    target = HERE / "RESULTS.md"
-    previous = target.read_text() if target.exists() else "# Benchmark suite results\n\n"
-    kept = [part for part in previous.split("\n## ") if not part.startswith(f"{model}\n")]
-    atomic_write_text(target, "\n## ".join(kept).rstrip() + "\n\n" + section)
+    replace_section(HERE / "RESULTS.md", "Benchmark suite results", model, section)
     print(section)
 
 
