@@ -72,4 +72,5 @@ def _unet(name: str, description: str, test_only: bool = False, **defaults) -> N
 
 _unet("unet", "classic U-Net, base 64 channels (31 M parameters)")
 _unet("unet_small", "U-Net, base 16 channels", base_channels=16)
+_unet("unet_nano", "U-Net, base 8 channels (distillation student)", base_channels=8)
 _unet("unet_tiny", "tiny test variant", test_only=True, base_channels=4, depth=2)
