@@ -78,7 +78,8 @@ def main() -> None:
              f"Command: `python benchmarks/soak.py` ({args.calls} `Segmenter.predict` calls per backend, one "
              f"{args.size} image, unet_small at its eval size 240x320, 2 threads). RSS sampled every {EVERY} calls; "
              f"slope fitted after the first {SKIP}.", "",
-             "| backend | RSS at call 500, MB | RSS at the end, MB | growth after 1,000 calls MB | slope KB/1,000 calls "
+             "| backend | RSS at call 500, MB | RSS at the end, MB | growth after 1,000 calls MB "
+             "| slope KB/1,000 calls "
              "| wrong masks | seconds |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, row in results.items():
         lines.append(f"| {name} | {row['rss_mb'][0][1]:.1f} | {row['rss_mb'][-1][1]:.1f} | "
