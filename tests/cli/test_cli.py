@@ -171,3 +171,14 @@ def test_export_openvino_writes_onnx_and_ir_and_converts_onnx(tmp_path):
     assert again.exit_code == 0 and "FP32 weights" in again.stdout
     refused = invoke("export", tmp_path / "m.onnx")
     assert refused.exit_code == 2 and "--format openvino" in refused.stderr
+
+
+@pytest.mark.parametrize("args", [["info"], ["quantize", "--help"]])
+def test_a_closed_pipe_is_not_an_error(args):
+    # The reader closes its end before segdeploy has written anything (it takes ~1 s to start).
+    process = subprocess.Popen([sys.executable, "-m", "segdeploy", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) in (1, 141)  # click's own EPIPE exit, or ours inside a command
+    assert "internal error" not in stderr and "Traceback" not in stderr
