@@ -120,7 +120,9 @@ def check_comparable(metas: dict[EngineSpec, ArtifactMeta]) -> None:
         other = metas[spec]
         fields = [name for name in ("num_classes", "class_names", "ignore_index") if getattr(base, name) !=
                   getattr(other, name)]
-        fields += [f"preprocess.{f.name}" for f in dataclasses.fields(base.preprocess) if f.name != "eval_size"
+        # eval size and divisor belong to each model (each pads and resizes for itself); the rest is the contract
+        fields += [f"preprocess.{f.name}" for f in dataclasses.fields(base.preprocess)
+                   if f.name not in ("eval_size", "divisor")
                    and getattr(base.preprocess, f.name) != getattr(other.preprocess, f.name)]
         if fields:
             raise BadInputError(f"{spec.label} and {specs[0].label} cannot be compared: {', '.join(fields)} differ")
