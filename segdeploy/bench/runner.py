@@ -107,6 +107,8 @@ def run_bench(config: BenchConfig, on_progress: Callable[[str, int, int], None] 
     for row in rows:
         if row.segmenter is not None:
             row.segmenter.close()
+    if reference is not None:
+        reference.close()
     return BenchReport(_config_dict(config), machine_info(config.threads), results,
                        reference_result and reference_result["summary"], [name for name, _, _ in samples],
                        tuple(warnings))
@@ -140,9 +142,13 @@ def _samples(config: BenchConfig, meta: ArtifactMeta, scratch: Path,
         if dataset.skipped:
             warnings.append(f"{dataset.skipped} files of {config.data}:{config.split} have no image/mask partner "
                             "and were skipped")
-        chosen = range(min(config.num_images, len(dataset)))
-        _check_labels(dataset, chosen, meta)
-        return [(dataset.pairs[i][0].name, dataset.pairs[i][0], dataset[i].mask) for i in chosen]
+        samples = []
+        for index in range(min(config.num_images, len(dataset))):
+            image_path, mask_path = dataset.pairs[index]
+            labels = dataset[index].mask
+            _check_labels(labels, mask_path, meta)
+            samples.append((image_path.name, image_path, labels))
+        return samples
     from segdeploy.data.synthetic import make_scenes
 
     images, _ = make_scenes(config.num_images, *meta.preprocess.eval_size, seed=2024)
@@ -154,13 +160,12 @@ def _samples(config: BenchConfig, meta: ArtifactMeta, scratch: Path,
     return samples
 
 
-def _check_labels(dataset, indices, meta: ArtifactMeta) -> None:
-    for index in indices:
-        labels = dataset[index].mask
-        bad = (labels >= meta.num_classes) & (labels != (meta.ignore_index if meta.ignore_index is not None else -1))
-        if bad.any():
-            raise BadInputError(f"{dataset.pairs[index][1]}: label {int(labels[bad].max())} is outside the "
-                                f"{meta.num_classes} classes and not the ignore index {meta.ignore_index}")
+def _check_labels(labels: np.ndarray, mask_path: Path, meta: ArtifactMeta) -> None:
+    """Labels must be the model's classes or its ignore index (the dataset checks only its own classes)."""
+    bad = (labels >= meta.num_classes) & (labels != (meta.ignore_index if meta.ignore_index is not None else -1))
+    if bad.any():
+        raise BadInputError(f"{mask_path}: label {int(labels[bad].max())} is outside the "
+                            f"{meta.num_classes} classes and not the ignore index {meta.ignore_index}")
 
 
 def _open(row: Row, config: BenchConfig) -> None:
@@ -171,23 +176,32 @@ def _open(row: Row, config: BenchConfig) -> None:
     row.tracker = AccuracyTracker(meta.num_classes, meta.ignore_index)
 
 
-def _reference(config: BenchConfig, meta: ArtifactMeta) -> Callable[[tuple[int, int]], Segmenter] | None:
-    """A per-size factory of eager reference Segmenters, or None when there is no reference."""
+class _References:
+    """Eager reference Segmenters, one per input size, opened on first use."""
+
+    def __init__(self, path: str, config: BenchConfig) -> None:
+        self.path, self._config = path, config
+        self._by_size: dict[tuple[int, int], Segmenter] = {}
+
+    def at(self, size: tuple[int, int]) -> Segmenter:
+        if size not in self._by_size:
+            self._by_size[size] = Segmenter(self.path, backend="torch", device=self._config.device, input_size=size,
+                                            threads=self._config.threads).__enter__()
+        return self._by_size[size]
+
+    def close(self) -> None:
+        for segmenter in self._by_size.values():
+            segmenter.close()
+
+
+def _reference(config: BenchConfig, meta: ArtifactMeta) -> _References | None:
+    """The eager reference (``--reference`` or the artifacts' source checkpoint), or None without one."""
     path = config.reference or (meta.source or {}).get("path")
     if path is None or not Path(path).is_file():
         if config.reference:
             raise BadInputError(f"reference checkpoint not found: {config.reference}")
         return None
-    cache: dict[tuple[int, int], Segmenter] = {}
-
-    def at(size: tuple[int, int]) -> Segmenter:
-        if size not in cache:
-            cache[size] = Segmenter(path, backend="torch", device=config.device, input_size=size,
-                                    threads=config.threads).__enter__()
-        return cache[size]
-
-    at.path = path  # type: ignore[attr-defined]
-    return at
+    return _References(path, config)
 
 
 def _guard(row: Row, action: Callable[[], object]) -> None:
@@ -260,7 +274,7 @@ def _accuracy_pass(rows: list[Row], samples, reference, meta: ArtifactMeta, conf
             for (_, path, labels), masks in zip(chunk, references):
                 image = cv2.imread(str(path))
                 for size in {row.input_size for row in rows}:
-                    masks[size] = reference(size).predict(image)
+                    masks[size] = reference.at(size).predict(image)
                     tracker = reference_trackers.setdefault(size, AccuracyTracker(meta.num_classes, meta.ignore_index))
                     tracker.update(str(path), masks[size], None, labels)
         for row in rows:

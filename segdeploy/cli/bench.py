@@ -53,13 +53,8 @@ def bench_command(
         iters=parse_budget(f"{duration}" if duration else str(iters or 50), "--duration" if duration else "--iters"),
         threads=threads, device=device.value,
     )
-    with console.progress_bars() as bar:
-        bars = {}
-
-        def on_progress(phase: str, done: int, total: int) -> None:
-            bars.setdefault(phase, bar(phase))(done, total)
-
-        report = run_bench(config, on_progress)
+    with console.progress_bars() as bar:  # one bar per phase label
+        report = run_bench(config, lambda phase, done, total: bar(phase)(done, total))
     print_table(report)
     written = write_outputs(report, json_path, markdown, plots)
     if plots:

@@ -39,22 +39,20 @@ def predict_command(
     """Segment images and videos; write class-map PNGs, overlays and overlay videos."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from segdeploy.runtime.predict import PredictConfig, collect_inputs, count_frames, predict_files
+    from segdeploy.runtime.predict import PredictConfig, predict_files
     from segdeploy.runtime.segmenter import Segmenter
 
     config = PredictConfig(overlay=overlay, alpha=alpha, mask_format=mask_format.value, frame_masks=frame_masks)
     segmenter = Segmenter(artifact, backend=backend.value, device=device.value, tile=tile, overlap=overlap,
                           threads=threads)
-    total = count_frames(*collect_inputs(inputs))
     columns = (TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} frames/s"),
                TimeElapsedColumn())
     with segmenter, Progress(*columns, console=console.err, disable=console.STATE.quiet) as progress:
-        task = progress.add_task("predict", total=total, fps="-")
+        task = progress.add_task("predict", total=None, fps="-")
 
-        def on_frame() -> None:
-            progress.advance(task)
+        def on_frame(done: int, total: int) -> None:
             elapsed = progress.tasks[0].elapsed or 0
-            progress.update(task, fps=f"{progress.tasks[0].completed / elapsed:.1f}" if elapsed else "-")
+            progress.update(task, completed=done, total=total, fps=f"{done / elapsed:.1f}" if elapsed else "-")
 
         console.run_and_report(lambda: predict_files(segmenter, inputs, output, config, on_frame), _print, json_path)
 

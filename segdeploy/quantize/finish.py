@@ -44,14 +44,17 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
 def finish(
     quantized: onnx.ModelProto, out: Path, float_model: onnx.ModelProto, meta: ArtifactMeta, *,
     precision: Precision, gate: AccuracyGate, record: dict[str, Any], started: float,
-    calibration_root: Path | None = None, calibration_files: tuple[Path, ...] = (), **report: Any,
+    held_out: tuple[str, list] | None = None, **report: Any,
 ) -> QuantReport:
-    """Check the graph, evaluate against the float model, attach metadata, write ``out`` only if the gate passes."""
+    """Check the graph, evaluate against the float model, attach metadata, write ``out`` only if the gate passes.
+
+    ``held_out`` is ``held_out_images(...)``'s (description, samples); None reads them here (no calibration set).
+    """
     try:
         onnx.checker.check_model(quantized)
     except onnx.checker.ValidationError as exc:
         raise CheckFailedError(f"the quantized graph is invalid: {str(exc).splitlines()[0]}") from exc
-    description, samples = held_out_images(gate, meta, calibration_root, calibration_files)
+    description, samples = held_out if held_out is not None else held_out_images(gate, meta, None)
     accuracy = compare_models(float_model.SerializeToString(), quantized.SerializeToString(), meta, gate,
                               description, samples)
     out_meta = meta.replace(precision=precision, created_by=f"segdeploy {__version__}")

@@ -67,6 +67,8 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
     float_nodes = sorted(set(config.exclude_nodes) | set(nodes_in_modules(model, config.exclude_modules)
                                                           if config.exclude_modules else ()))
     calibration = resolve_calibration(calib, config.num_images, config.seed, config.select, config.data_root)
+    # Held-out images are read once: for the sensitivity trials (the first few) and for the gate.
+    held_out = held_out_images(config.gate, meta, calibration.dataset_root, calibration.files)
     sensitivity = None
     with tempfile.TemporaryDirectory(prefix="segdeploy-int8.") as scratch:
         recipe = dataclasses.replace(recipe, scratch=Path(scratch))
@@ -77,12 +79,11 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
                                           config.percentile, recipe.symmetric, on_image)
         save_tensors_data(ranges, recipe.ranges_path)
         if config.sensitivity or config.auto_exclude:
-            groups = module_groups(model, recipe.op_types)
+            groups = recipe.groups
             if not groups:
                 raise BadInputError("this ONNX has no module paths on its nodes; re-export it with this segdeploy "
                                     "to use --sensitivity")
-            _, samples = held_out_images(config.gate, meta, calibration.dataset_root, calibration.files)
-            images = [image for image, _ in samples[: config.sensitivity_images]]
+            images = [image for image, _ in held_out[1][: config.sensitivity_images]]
             sensitivity = rank_groups(model.SerializeToString(), recipe.build, meta, images, groups, float_nodes,
                                       on_group)
             worst = tuple(row.group for row in sensitivity.rows[: config.auto_exclude] if row.recovered > 0)
@@ -104,10 +105,10 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
     if target == Target.TENSORRT:
         notes += ("Built for TensorRT: on a CPU it runs, but its FP16 parts and symmetric Q/DQ are slow there.",)
     report = finish(quantized, out, model, meta, precision=Precision.INT8, gate=config.gate, record=record,
-                    started=started, calibration_root=calibration.dataset_root, calibration_files=calibration.files,
-                    target=target, method=config.method, calibration_images=len(calibration.files),
-                    calibration_digest=calibration.manifest.digest, calibration_peak_rss_mb=round(peak_rss, 1),
-                    notes=notes, sensitivity=sensitivity, float_nodes=tuple(float_nodes))
+                    started=started, held_out=held_out, target=target, method=config.method,
+                    calibration_images=len(calibration.files), calibration_digest=calibration.manifest.digest,
+                    calibration_peak_rss_mb=round(peak_rss, 1), notes=notes, sensitivity=sensitivity,
+                    float_nodes=tuple(float_nodes))
     write_manifest(calibration.manifest, manifest_path(out))
     return report
 
@@ -133,6 +134,7 @@ class _Recipe:
     op_types: tuple[str, ...]
     residual_adds: tuple[str, ...]
     weighted_nodes: tuple[str, ...]
+    groups: dict[str, list[str]]  # module group -> its nodes (sensitivity, residual Adds)
     scratch: Path = Path(".")
 
     @property
@@ -172,11 +174,11 @@ class _Recipe:
 def _recipe(model: onnx.ModelProto, config: QuantConfig, target: str) -> _Recipe:
     op_types = tuple(op for op in WEIGHTED_OPS if op not in config.exclude_ops)
     tensorrt = target == Target.TENSORRT
-    adds = ()
-    if tensorrt and "Add" not in config.exclude_ops:
-        adds = tuple(residual_adds(model, module_groups(model, op_types)))
+    groups = module_groups(model, op_types)
+    adds = tuple(residual_adds(model, groups)) if tensorrt and "Add" not in config.exclude_ops else ()
     return _Recipe(
         target=target, symmetric=tensorrt or config.cpu_activations == "s8", per_channel=config.per_channel,
         fp16_remainder=tensorrt and config.high_precision == "fp16", method=config.method, op_types=op_types,
         residual_adds=adds, weighted_nodes=tuple(node.name for node in model.graph.node if node.op_type in op_types),
+        groups=groups,
     )

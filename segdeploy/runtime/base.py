@@ -46,9 +46,12 @@ class Backend(ABC):
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch; the backend must be active."""
+        self._require_active()
+        return self._infer(batch)
+
+    def _require_active(self) -> None:
         if not self._active:
             raise SegdeployError(f"{self.name} backend is not active; use 'with backend:' first")
-        return self._infer(batch)
 
     @abstractmethod
     def _activate(self) -> None: ...

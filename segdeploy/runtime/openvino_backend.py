@@ -47,8 +47,7 @@ class OpenVinoBackend(Backend):
     def infer_many(self, batches: list[np.ndarray], jobs: int = 0) -> list[np.ndarray]:
         """Throughput mode: ``batches`` through an asynchronous queue of infer requests (``jobs``
         0 lets OpenVINO pick the optimal number for the performance hint); results in order."""
-        if not self.is_active:
-            raise BadInputError("openvino backend is not active; use 'with backend:' first")
+        self._require_active()
         ov = require("openvino", "openvino")
         queue = ov.AsyncInferQueue(self._compiled, jobs)
         results: list[np.ndarray | None] = [None] * len(batches)

@@ -78,7 +78,7 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
     return images, videos
 
 
-def count_frames(images: list[Path], videos: list[Path]) -> int:
+def _count_frames(images: list[Path], videos: list[Path]) -> int:
     """Images plus the frame counts videos declare (for a progress total)."""
     total = len(images)
     for video in videos:
@@ -89,13 +89,24 @@ def count_frames(images: list[Path], videos: list[Path]) -> int:
 
 
 def predict_files(segmenter: Segmenter, inputs: list[str | Path], out: str | Path,
-                  config: PredictConfig = PredictConfig(), on_frame: Callable[[], None] | None = None) -> PredictReport:
-    """Segment every image and video frame in ``inputs``; write results under ``out``."""
+                  config: PredictConfig = PredictConfig(),
+                  on_frame: Callable[[int, int], None] | None = None) -> PredictReport:
+    """Segment every image and video frame in ``inputs``; write results under ``out``.
+
+    ``on_frame(done, total)`` follows progress; ``total`` counts images plus the frames videos declare.
+    """
     if config.mask_format not in MASK_FORMATS:
         raise BadInputError(f"mask format must be one of {', '.join(MASK_FORMATS)}, got {config.mask_format!r}")
     images, videos = collect_inputs(inputs)
     out = Path(out)  # created with the first result, so an input that fails at once leaves nothing
     started, written, frames = time.perf_counter(), [], 0
+    progress = {"done": 0, "total": _count_frames(images, videos)}
+
+    def tick() -> None:
+        progress["done"] += 1
+        if on_frame:
+            on_frame(progress["done"], progress["total"])
+
     for path in images:
         image = read_image(path)
         mask = segmenter.predict(image)
@@ -103,16 +114,16 @@ def predict_files(segmenter: Segmenter, inputs: list[str | Path], out: str | Pat
         if config.overlay:
             overlay = segmenter.overlay(image, mask, config.alpha)
             written.append(_write_encoded(out / f"{path.stem}_overlay.jpg", overlay))
-        if on_frame:
-            on_frame()
+        tick()
     for path in videos:
-        count, files = _predict_video(segmenter, path, out, config, on_frame)
+        count, files = _predict_video(segmenter, path, out, config, tick)
         frames += count
         written.extend(files)
     return PredictReport(len(images), len(videos), frames, tuple(written), time.perf_counter() - started)
 
 
-def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig, on_frame) -> tuple[int, list[str]]:
+def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig,
+                   tick: Callable[[], None]) -> tuple[int, list[str]]:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise BadInputError(f"{path}: OpenCV cannot open this video")
@@ -139,8 +150,7 @@ def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig, on_f
                         folder.mkdir(exist_ok=True)
                         written.append(_write_mask(folder / f"{count:06d}.png", mask, segmenter, config.mask_format))
                     count += 1
-                    if on_frame:
-                        on_frame()
+                    tick()
             finally:
                 if writer is not None:
                     writer.release()
