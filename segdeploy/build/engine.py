@@ -1,0 +1,175 @@
+"""``build_engine``: a segdeploy ONNX -> TensorRT plan + manifest, to the TensorRT 10/11 API.
+
+The ONNX and its metadata are validated before TensorRT is imported, so bad input is bad
+input on any machine. The network is strongly typed (TensorRT 11 has no other kind; on 10
+the flag is set), so precision comes from the ONNX: FP32, FP16 from ``quantize --precision
+fp16``, INT8 as Q/DQ from ``quantize --precision int8``; no precision builder flags are set.
+Written to NVIDIA's documented API; not executed in this repository (no TensorRT here).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from segdeploy.build.manifest import HARDWARE_LEVELS, EngineManifest, Environment, write_manifest
+from segdeploy.build.shapes import Profile, default_profile, parse_shape, validate_profile
+from segdeploy.errors import BadInputError, CheckFailedError, require
+from segdeploy.fileio import atomic_output, atomic_write_bytes, sha256_bytes, sha256_file
+from segdeploy.metadata import ArtifactMeta
+from segdeploy.onnx_meta import load_onnx, read_metadata
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    min_shape: str | None = None  # NxCxHxW or input:NxCxHxW; None: from the metadata
+    opt_shape: str | None = None
+    max_shape: str | None = None
+    workspace_mib: int | None = None  # memory pool limit; None: TensorRT's default (all device memory)
+    timing_cache: str | None = None  # loaded if present, saved after the build
+    opt_level: int | None = None  # builder_optimization_level 0-5 (TensorRT default 3)
+    hardware_compat: str = "none"  # none | ampere_plus | same_compute_capability
+    version_compatible: bool = False
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    output: str
+    manifest: str
+    profile: dict
+    precision: str
+    seconds: float
+    size_bytes: int
+    tensorrt: str
+    gpu: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def plan_build(onnx_path: str | os.PathLike, config: BuildConfig) -> tuple[onnx.ModelProto, ArtifactMeta, Profile]:
+    """Everything checked without TensorRT: readable ONNX, segdeploy metadata, a valid profile."""
+    model = load_onnx(onnx_path, load_weights=False)
+    meta = read_metadata(model, str(onnx_path))
+    if config.hardware_compat not in HARDWARE_LEVELS:
+        raise BadInputError(f"--hardware-compat must be one of {', '.join(HARDWARE_LEVELS)}")
+    if config.opt_level is not None and not 0 <= config.opt_level <= 5:
+        raise BadInputError(f"--opt-level must be 0-5, got {config.opt_level}")
+    if config.workspace_mib is not None and config.workspace_mib <= 0:
+        raise BadInputError(f"--workspace must be positive (MiB), got {config.workspace_mib}")
+    static = _static_input_shape(model, meta)
+    profile = default_profile(meta, static)
+    chosen = [parse_shape(text, meta.io.input_name) if text else default for text, default in
+              ((config.min_shape, profile.min), (config.opt_shape, profile.opt), (config.max_shape, profile.max))]
+    profile = Profile(meta.io.input_name, *chosen)
+    validate_profile(profile, meta, static)
+    return model, meta, profile
+
+
+def _static_input_shape(model: onnx.ModelProto, meta: ArtifactMeta) -> tuple[int, ...] | None:
+    inputs = [graph_input for graph_input in model.graph.input if graph_input.name == meta.io.input_name]
+    if not inputs:
+        raise BadInputError(f"the ONNX has no input named {meta.io.input_name!r} (its metadata says so)")
+    dims = inputs[0].type.tensor_type.shape.dim
+    values = [dim.dim_value if dim.HasField("dim_value") else None for dim in dims]
+    return tuple(values) if all(values) else None
+
+
+def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, config: BuildConfig = BuildConfig(),
+                 log=None) -> BuildReport:
+    """Build ``out`` (the plan) and ``out.json`` (its manifest); ``log(line)`` hears TensorRT's messages."""
+    _, meta, profile = plan_build(onnx_path, config)
+    trt = require("tensorrt", "tensorrt")
+    from segdeploy.runtime.cuda_memory import cuda_api
+
+    started = time.perf_counter()
+    out = Path(out)
+    logger = _logger(trt, log)
+    builder = trt.Builder(logger)
+    # STRONGLY_TYPED: required on 10.x for ONNX types and Q/DQ to decide precision, implied on 11.x.
+    # The flag's integer changed between 10 and 11: never hard-code it.
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [parser.get_error(i) for i in range(parser.num_errors)]
+        raise CheckFailedError("TensorRT cannot parse the ONNX:\n" + "\n".join(
+            f"  node {error.node_name() or '?'} ({error.node_operator() or '?'}): {error.desc()}" for error in errors))
+    builder_config = _builder_config(trt, builder, config, profile)
+    _timing_cache = _load_timing_cache(builder_config, config.timing_cache)  # held until the build ends, as TensorRT requires
+    plan = builder.build_serialized_network(network, builder_config)
+    if plan is None:
+        raise CheckFailedError("TensorRT could not build an engine from this ONNX; see the TensorRT log above")
+    data = bytes(plan)
+    with atomic_output(out) as tmp:
+        tmp.write_bytes(data)
+    if config.timing_cache:
+        atomic_write_bytes(config.timing_cache, bytes(builder_config.get_timing_cache().serialize()))
+    name, capability = cuda_api().device_name_and_capability()
+    environment = Environment(trt.__version__, _cuda_version(), name, capability, platform.system().lower(),
+                              platform.machine())
+    seconds = time.perf_counter() - started
+    manifest = EngineManifest(
+        meta=meta.to_dict(), built_on=environment, profiles=[profile.to_dict()], precision=meta.precision.value,
+        onnx_sha256=sha256_file(onnx_path), plan_sha256=sha256_bytes(data), build_seconds=seconds,
+        version_compatible=config.version_compatible, hardware_compatibility=config.hardware_compat,
+    )
+    manifest_file = write_manifest(manifest, out)
+    return BuildReport(str(out), str(manifest_file), profile.to_dict(), meta.precision.value, seconds, len(data),
+                       trt.__version__, name)
+
+
+def _builder_config(trt, builder, config: BuildConfig, profile: Profile):
+    builder_config = builder.create_builder_config()
+    if config.workspace_mib:
+        builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mib << 20)
+    if config.opt_level is not None:
+        builder_config.builder_optimization_level = config.opt_level
+    if config.hardware_compat != "none":
+        level = {"ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}
+        builder_config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel,
+                                                              level[config.hardware_compat])
+    if config.version_compatible:
+        builder_config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    optimization_profile = builder.create_optimization_profile()
+    optimization_profile.set_shape(profile.input_name, profile.min, profile.opt, profile.max)
+    builder_config.add_optimization_profile(optimization_profile)
+    return builder_config
+
+
+def _load_timing_cache(builder_config, path: str | None):
+    if not path:
+        return None
+    blob = Path(path).read_bytes() if Path(path).is_file() else b""
+    cache = builder_config.create_timing_cache(blob)  # b"" creates an empty cache
+    builder_config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
+
+
+def _logger(trt, log):
+    if log is None:
+        return trt.Logger(trt.Logger.WARNING)
+
+    class _Forward(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity, message) -> None:
+            if int(severity) <= int(trt.ILogger.Severity.INFO):  # INTERNAL_ERROR=0 ... VERBOSE=4
+                log(f"[TensorRT] {message}")
+
+    return _Forward()
+
+
+def _cuda_version() -> str:
+    try:
+        from cuda.bindings import runtime
+
+        error, version = runtime.cudaRuntimeGetVersion()
+        return f"{version // 1000}.{version % 1000 // 10}" if error == runtime.cudaError_t.cudaSuccess else "unknown"
+    except ImportError:
+        return "unknown"
