@@ -100,7 +100,8 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, config: B
         raise CheckFailedError("TensorRT cannot parse the ONNX:\n" + "\n".join(
             f"  node {error.node_name() or '?'} ({error.node_operator() or '?'}): {error.desc()}" for error in errors))
     builder_config = _builder_config(trt, builder, config, profile)
-    _timing_cache = _load_timing_cache(builder_config, config.timing_cache)  # held until the build ends, as TensorRT requires
+    # Held until the build ends, as TensorRT requires.
+    _timing_cache = _load_timing_cache(builder_config, config.timing_cache)
     plan = builder.build_serialized_network(network, builder_config)
     if plan is None:
         raise CheckFailedError("TensorRT could not build an engine from this ONNX; see the TensorRT log above")

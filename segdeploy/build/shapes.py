@@ -1,4 +1,7 @@
-"""Optimization-profile shapes: parsing (trtexec syntax), defaults from metadata, validation. Torch- and TensorRT-free."""
+"""Optimization-profile shapes: parsing (trtexec syntax), defaults from metadata, validation.
+
+Torch- and TensorRT-free.
+"""
 
 from __future__ import annotations
 

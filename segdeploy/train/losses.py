@@ -53,13 +53,21 @@ def segmentation_loss(name: str, logits: torch.Tensor, target: torch.Tensor, ign
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, ignore_index: int,
-                      temperature: float) -> torch.Tensor:
+                      temperature: float, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Pixel-wise KL(teacher || student) of temperature-softened logits, times T^2 (Hinton et al.),
-    averaged over pixels whose label is not ``ignore_index``; zero when the logits are equal."""
+    averaged over pixels whose label is not ``ignore_index``; zero when the logits are equal.
+
+    With ``weight`` (one per class) the average is weighted by each pixel's label class, as
+    ``F.cross_entropy`` weights its mean: the distillation term then keeps the same emphasis on
+    rare classes as a class-weighted segmentation loss instead of pulling the student back
+    towards the frequent ones."""
     log_student = F.log_softmax(student / temperature, dim=1)
     log_teacher = F.log_softmax(teacher / temperature, dim=1)
     per_pixel = (log_teacher.exp() * (log_teacher - log_student)).sum(1)  # (N, H, W)
     valid = target != ignore_index
     if not valid.any():
         return student.sum() * 0
-    return per_pixel[valid].mean() * temperature**2
+    if weight is None:
+        return per_pixel[valid].mean() * temperature**2
+    pixel_weight = weight.to(per_pixel.device)[target[valid]]
+    return (per_pixel[valid] * pixel_weight).sum() / pixel_weight.sum() * temperature**2

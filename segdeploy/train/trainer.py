@@ -139,7 +139,8 @@ def evaluate(model: torch.nn.Module, dataset: SegDataset, pre: Preprocess, devic
 class Objective:
     """The training loss: the segmentation loss, plus with a teacher the distillation term.
 
-    The teacher runs once per batch, in eval mode, without gradients.
+    The teacher runs once per batch, in eval mode, without gradients. The distillation term is
+    weighted by the same class weights as the segmentation loss (see ``distillation_loss``).
     """
 
     def __init__(self, config: TrainConfig, weights: torch.Tensor | None, teacher: torch.nn.Module | None) -> None:
@@ -153,7 +154,7 @@ class Objective:
         with torch.no_grad():
             teacher_logits = self.teacher(images)
         return loss + self.config.kd_weight * distillation_loss(logits, teacher_logits, targets, IGNORE,
-                                                                self.config.kd_temperature)
+                                                                self.config.kd_temperature, self.weights)
 
 
 def load_teacher(config: TrainConfig, train_set: SegDataset, student_meta: ArtifactMeta) -> torch.nn.Module:

@@ -38,6 +38,18 @@ def test_zero_when_equal_and_ignore_pixels_do_not_count():
         distillation_loss(logits, changed, ignored, 255, 2.0).item(), rel=1e-6)
 
 
+def test_class_weights_weight_pixels_by_their_label():
+    student, teacher = torch.randn(1, 3, 1, 2), torch.randn(1, 3, 1, 2)
+    target = torch.tensor([[[0, 2]]])
+    per_pixel = [distillation_loss(student[..., i:i + 1], teacher[..., i:i + 1], target[..., i:i + 1], 255, 2.0)
+                 for i in range(2)]
+    weight = torch.tensor([1.0, 5.0, 3.0])
+    expected = (1.0 * per_pixel[0] + 3.0 * per_pixel[1]) / (1.0 + 3.0)
+    assert distillation_loss(student, teacher, target, 255, 2.0, weight).item() == pytest.approx(expected.item())
+    assert distillation_loss(student, teacher, target, 255, 2.0, torch.ones(3)).item() == pytest.approx(
+        distillation_loss(student, teacher, target, 255, 2.0).item())
+
+
 class _CountingTeacher(torch.nn.Module):
     def __init__(self, classes):
         super().__init__()
