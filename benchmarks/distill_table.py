@@ -26,6 +26,7 @@ from segdeploy.export.onnx_export import export_onnx
 from segdeploy.fileio import write_json
 
 HERE = Path(__file__).resolve().parent
+MIN_GAIN = 0.005  # smaller mIoU differences are within what calibration or a seed changes
 
 
 def build(name: str, checkpoint: Path, folder: Path, data: str, manifest: Path) -> dict[str, Path]:
@@ -62,9 +63,25 @@ def main() -> None:
         lines.append(f"| {name} | `{path.name}` | {fp32['miou']:.4f} | {int8['miou']:.4f} | "
                      f"{fp32['latency_ms']['infer']['p50']:.1f} | {int8['latency_ms']['infer']['p50']:.1f} | "
                      f"{fp32['size_mb']:.1f} / {int8['size_mb']:.1f} | {fp32['miou_vs_reference']:.4f} |")
+    lines += ["", *recommendation(models, rows)]
     section = "\n".join(lines) + "\n"
     replace_section(HERE / "RESULTS.md", "Benchmark suite results", "distillation", section)
     print(section)
+
+
+def recommendation(models: dict[str, Path], rows: dict[str, dict]) -> list[str]:
+    """The latency/accuracy frontier of every (model, precision) measured: the most accurate choice
+    for each latency budget on this CPU, read off the table rather than written by hand."""
+    choices = sorted(((rows[stem]["latency_ms"]["infer"]["p50"], rows[stem]["miou"], name, precision)
+                      for name in models for precision, stem in (("fp32", name), ("int8", f"{name}_int8"))))
+    frontier, best = [], -1.0
+    for latency, miou, name, precision in choices:
+        if miou >= best + MIN_GAIN:
+            frontier.append(f"- budget >= {latency:.1f} ms: {name} {precision} (val mIoU {miou:.4f})")
+            best = miou
+    return [f"Most accurate choice per latency budget (ORT p50 on this machine, from the rows above; a choice "
+            f"is listed only if it beats every faster one by at least {MIN_GAIN * 100:.1f} mIoU points):",
+            "", *frontier]
 
 
 if __name__ == "__main__":
