@@ -48,8 +48,8 @@ def soak(segmenter: Segmenter, image: np.ndarray, calls: int) -> dict:
             points.append((call, rss_mb()))
     calls_axis, memory = np.array(points).T
     keep = calls_axis > SKIP
-    slope = np.polyfit(calls_axis[keep], memory[keep], 1)[0] * 1000 * 1000  # KB per 1,000 calls
     settled = memory[keep]
+    slope = np.polyfit(calls_axis[keep], settled, 1)[0] * 1000 * 1000  # KB per 1,000 calls
     quarter = max(1, len(settled) // 4)
     # Medians of the first and last quarter: the allocator's RSS swings by several MB between
     # samples (eager torch especially), so last-minus-first would report a swing as growth.

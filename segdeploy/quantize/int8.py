@@ -101,10 +101,10 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
                         "source": calibration.manifest.source, "manifest": manifest_path(out).name},
     }
     remainder = "FP16" if recipe.fp16_remainder else "FP32"
-    notes: tuple[str, ...] = (f"Unquantized parts run in {remainder}.",)
+    why = " (TensorRT's strong typing keeps the ONNX's types)" if target == Target.TENSORRT else ""
+    notes: tuple[str, ...] = (f"Unquantized parts run in {remainder}{why}.",)
     if target == Target.TENSORRT:
-        notes = (f"Unquantized parts run in {remainder} (TensorRT's strong typing keeps the ONNX's types).",
-                 "Built for TensorRT: on a CPU it runs, but its FP16 parts and symmetric Q/DQ are slow there.")
+        notes += ("Built for TensorRT: on a CPU it runs, but its FP16 parts and symmetric Q/DQ are slow there.",)
     report = finish(quantized, out, model, meta, precision=Precision.INT8, gate=config.gate, record=record,
                     started=started, held_out=held_out, target=target, method=config.method,
                     calibration_images=len(calibration.files), calibration_digest=calibration.manifest.digest,
