@@ -9,6 +9,7 @@ import subprocess
 from typing import Any
 
 from segdeploy.info import describe_environment
+from segdeploy.isa import isa_class, isa_flags
 
 
 def cpu_model() -> str:
@@ -35,10 +36,12 @@ def gpu_names() -> list[str]:
 
 
 def machine_info(threads: int | None = None) -> dict[str, Any]:
-    """CPU model, cores, thread setting and package versions, for benchmark JSON."""
+    """CPU model and ISA flags, cores, thread setting and package versions, for benchmark JSON."""
     env = describe_environment()
     return {
         "cpu": cpu_model(),
+        "isa_flags": list(isa_flags()),
+        "isa_class": isa_class(),
         "cores": os.cpu_count(),
         "threads": threads,
         "gpu": gpu_names(),
