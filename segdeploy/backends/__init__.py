@@ -1,0 +1,1 @@
+"""Inference backends behind one contract (Polygraphy-style runners): ONNX Runtime, OpenVINO, torch."""
