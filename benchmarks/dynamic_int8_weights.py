@@ -17,12 +17,13 @@ from pathlib import Path
 
 from common import checkpoint_parser, replace_section
 
+from segdeploy.artifact_meta import attach_metadata, read_metadata
 from segdeploy.bench.runner import BenchConfig, run_bench
 from segdeploy.bench.stats import Budget
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
 from segdeploy.fileio import write_json
-from segdeploy.onnx_meta import attach_metadata, load_onnx, read_metadata
+from segdeploy.onnx_graph import load_onnx
 from segdeploy.quantize.config import AccuracyGate, QuantConfig
 from segdeploy.quantize.dynamic import DYNAMIC_OPS, quantize_dynamic
 

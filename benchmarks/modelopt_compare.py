@@ -23,14 +23,15 @@ from pathlib import Path
 import numpy as np
 from common import checkpoint_parser, replace_section
 
+from segdeploy.artifact_meta import read_metadata
 from segdeploy.bench.machine import machine_info
-from segdeploy.bench.metrics import ConfusionMatrix
 from segdeploy.data.datasets import open_dataset, read_image
 from segdeploy.data.preprocess import preprocess
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
 from segdeploy.fileio import write_json
-from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.metrics import ConfusionMatrix
+from segdeploy.onnx_graph import load_onnx
 from segdeploy.quantize.accuracy import predict_masks
 from segdeploy.quantize.calibration import resolve_calibration
 

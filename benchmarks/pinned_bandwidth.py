@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from segdeploy.bench.machine import machine_info
+from segdeploy.cuda import cuda_api
 from segdeploy.fileio import write_json
-from segdeploy.runtime.cuda_memory import cuda_api
 
 HERE = Path(__file__).resolve().parent
 SHAPES = ((1, 3, 360, 480), (4, 3, 720, 960))

@@ -19,13 +19,14 @@ from pathlib import Path
 
 from common import checkpoint_parser, replace_section
 
+from segdeploy.artifact_meta import read_metadata
 from segdeploy.bench.machine import machine_info
 from segdeploy.bench.runner import BenchConfig, run_bench
 from segdeploy.bench.stats import Budget
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
 from segdeploy.fileio import write_json
-from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.onnx_graph import load_onnx
 
 HERE = Path(__file__).resolve().parent
 THREADS = 2

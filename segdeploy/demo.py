@@ -58,9 +58,9 @@ def run_demo(out_dir: str | os.PathLike, data: str | None = None, quick: bool = 
     from segdeploy.export.config import ExportConfig
     from segdeploy.export.onnx_export import export_onnx
     from segdeploy.export.openvino_ir import export_openvino
-    from segdeploy.quantize.config import AccuracyGate, Fp16Config, QuantConfig
-    from segdeploy.quantize.fp16 import convert_fp16
-    from segdeploy.quantize.int8 import quantize_int8
+    from segdeploy.metadata import Precision
+    from segdeploy.quantize.config import AccuracyGate, QuantConfig
+    from segdeploy.quantize.stage import quantize_onnx
     from segdeploy.train.trainer import TrainConfig, train
 
     plan = DemoPlan.for_mode(quick)
@@ -79,11 +79,12 @@ def run_demo(out_dir: str | os.PathLike, data: str | None = None, quick: bool = 
     gate = AccuracyGate(eval_data=data)
     artifacts, rejected = [], []
     on_step("quantizing: INT8 (calibrated on the training split) and FP16, both gated on val")
-    for name, make in (("model_int8.onnx", lambda path: quantize_int8(
-            out / "model.onnx", path, data, QuantConfig(target="cpu", num_images=32, gate=gate))),
-                       ("model_fp16.onnx", lambda path: convert_fp16(out / "model.onnx", path, Fp16Config(gate=gate)))):
+    recipes = {"model_int8.onnx": QuantConfig(precision=Precision.INT8, calib=data, target="cpu", num_images=32,
+                                              gate=gate),
+               "model_fp16.onnx": QuantConfig(precision=Precision.FP16, gate=gate)}
+    for name, config in recipes.items():
         try:
-            make(out / name)
+            quantize_onnx(out / "model.onnx", out / name, config)
             artifacts.append(str(out / name))
         except CheckFailedError as failure:
             rejected.append(f"{name}: {failure}")

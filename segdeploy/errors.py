@@ -7,13 +7,17 @@ Library code raises these; the CLI prints ``str(error)`` as one line and exits w
 from __future__ import annotations
 
 import importlib
+from enum import Enum
 from types import ModuleType
+from typing import TypeVar
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_MISSING_DEPENDENCY = 4
+
+E = TypeVar("E", bound=Enum)
 
 
 class SegdeployError(Exception):
@@ -62,3 +66,28 @@ def require(module: str, extra: str) -> ModuleType:
         raise MissingDependencyError(
             f"{module} is not installed ({exc}); install it with: pip install 'segdeploy[{extra}]'{needs}"
         ) from exc
+
+
+def check_choice(choices: type[E], value: object, what: str) -> E:
+    """``value`` as a member of the str Enum ``choices``; anything else is one BadInputError line."""
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in choices)
+        raise BadInputError(f"{what} must be one of {allowed}, got {value!r}") from None
+
+
+def check_range(value: float, what: str, low: float | None = None, high: float | None = None) -> None:
+    """BadInputError unless ``low <= value <= high`` (either bound may be None)."""
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+        raise BadInputError(f"{what} must be {bounds}, got {value}")
+
+
+def convert_choices(config: object, choices: dict[str, tuple[type[Enum], str]]) -> None:
+    """In a frozen dataclass's ``__post_init__``: each field named in ``choices`` (field -> (Enum, option
+    name)) becomes its Enum member, so string values work; None stays None; anything else is BadInputError."""
+    for field, (enum_type, option) in choices.items():
+        value = getattr(config, field)
+        if value is not None:
+            object.__setattr__(config, field, check_choice(enum_type, value, option))

@@ -33,7 +33,8 @@ def describe_artifact(source: str | os.PathLike, input_size: tuple[int, int] | N
 
 
 def _describe_onnx(path: Path) -> dict[str, Any]:
-    from segdeploy.onnx_meta import load_onnx, opset_of, read_metadata
+    from segdeploy.artifact_meta import read_metadata
+    from segdeploy.onnx_graph import load_onnx, opset_of
 
     model = load_onnx(path)
     meta = read_metadata(model, str(path))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from segdeploy import __version__
@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 ONNX_METADATA_KEY = "segdeploy"
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     """Numeric precision of an artifact; one enum for every command."""
 
     FP32 = "fp32"
@@ -30,7 +30,7 @@ class Precision(str, Enum):
     INT8_DYNAMIC = "int8-dynamic"
 
 
-class ResizePolicy(str, Enum):
+class ResizePolicy(StrEnum):
     """How an image is brought to the model's input size."""
 
     STRETCH = "stretch"  # resize to eval_size, aspect ratio not kept
@@ -38,12 +38,17 @@ class ResizePolicy(str, Enum):
     KEEP = "keep"  # native size, padded to a multiple of divisor
 
 
-class ChannelOrder(str, Enum):
+class ChannelOrder(StrEnum):
     RGB = "RGB"
     BGR = "BGR"
 
 
-class OutputKind(str, Enum):
+class InputLayout(StrEnum):
+    NCHW = "NCHW"
+    NHWC = "NHWC"  # fused-normalisation graphs only (uint8 images as decoded)
+
+
+class OutputKind(StrEnum):
     LOGITS = "logits"  # float NxCxHxW
     MASK = "mask"  # uint8 NxHxW class ids (graph ends in argmax)
 
@@ -75,7 +80,7 @@ class TensorIO:
     input_name: str = "input"
     output_name: str = "logits"
     input_dtype: str = "float32"  # "uint8" when normalisation is fused into the graph
-    input_layout: str = "NCHW"  # "NHWC" only for fused-normalisation graphs
+    input_layout: InputLayout = InputLayout.NCHW  # NHWC only for fused-normalisation graphs
     output: OutputKind = OutputKind.LOGITS
 
 
@@ -213,26 +218,20 @@ def _meta_from_dict(data: Any) -> ArtifactMeta:
     return meta
 
 
+# How each stored field becomes its type; absent fields take the dataclass defaults (defined once, above).
+_PREPROCESS_FIELDS = {"channel_order": ChannelOrder, "pixel_scale": float, "resize_policy": ResizePolicy,
+                      "mean": lambda v: tuple(float(x) for x in v), "std": lambda v: tuple(float(x) for x in v),
+                      "eval_size": lambda v: tuple(int(x) for x in v), "divisor": int}
+_IO_FIELDS = {"input_name": str, "output_name": str, "input_dtype": str, "input_layout": InputLayout,
+              "output": OutputKind}
+
+
 def _preprocess_from_dict(data: dict[str, Any]) -> Preprocess:
-    return Preprocess(
-        channel_order=ChannelOrder(data.get("channel_order", "RGB")),
-        pixel_scale=float(data.get("pixel_scale", 1.0 / 255.0)),
-        mean=tuple(float(v) for v in data.get("mean", IMAGENET_MEAN)),
-        std=tuple(float(v) for v in data.get("std", IMAGENET_STD)),
-        resize_policy=ResizePolicy(data.get("resize_policy", "stretch")),
-        eval_size=tuple(int(v) for v in data.get("eval_size", (360, 480))),
-        divisor=int(data.get("divisor", 32)),
-    )
+    return Preprocess(**{name: convert(data[name]) for name, convert in _PREPROCESS_FIELDS.items() if name in data})
 
 
 def _io_from_dict(data: dict[str, Any]) -> TensorIO:
-    return TensorIO(
-        input_name=str(data.get("input_name", "input")),
-        output_name=str(data.get("output_name", "logits")),
-        input_dtype=str(data.get("input_dtype", "float32")),
-        input_layout=str(data.get("input_layout", "NCHW")),
-        output=OutputKind(data.get("output", "logits")),
-    )
+    return TensorIO(**{name: convert(data[name]) for name, convert in _IO_FIELDS.items() if name in data})
 
 
 def _validate(meta: ArtifactMeta) -> None:

@@ -31,3 +31,13 @@ def parse_hw_list(text: str) -> list[tuple[int, int]]:
 def format_hw(size: tuple[int, int]) -> str:
     """Format ``(360, 480)`` as ``"360x480"``."""
     return f"{size[0]}x{size[1]}"
+
+
+def round_up(size: int, multiple: int) -> int:
+    """Smallest multiple of ``multiple`` >= ``size``.
+
+    Written as a ceil-division product, not with ``%``: the exporter's symbolic shape
+    reasoning proves divisibility of ``m * ((s + m - 1) // m)`` at once, while nested
+    ``Mod`` expressions across Swin's four stages made a dynamic export take minutes.
+    """
+    return multiple * ((size + multiple - 1) // multiple)

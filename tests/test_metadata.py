@@ -3,9 +3,9 @@ import json
 import onnx
 import pytest
 
+from segdeploy.artifact_meta import attach_metadata, read_metadata
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import SCHEMA_VERSION, ArtifactMeta, OutputKind, Precision, default_palette, new_meta
-from segdeploy.onnx_meta import attach_metadata, read_metadata
 from segdeploy.sizes import parse_hw, parse_hw_list
 
 

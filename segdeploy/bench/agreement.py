@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segdeploy.bench.metrics import ConfusionMatrix
+from segdeploy.metrics import Agreement, ConfusionMatrix
 
 TOP_FLIPS = 5
 WORST_IMAGES = 5
@@ -24,13 +24,13 @@ class AccuracyTracker:
     num_classes: int
     ignore_index: int | None
     truth: ConfusionMatrix = field(init=False)
-    versus_reference: ConfusionMatrix = field(init=False)  # rows: reference class, columns: this artifact's
+    versus_reference: Agreement = field(init=False)  # rows: reference class, columns: this artifact's
     image_agreement: list[tuple[str, float]] = field(default_factory=list)  # (image path, agreement)
     labelled: bool = True
 
     def __post_init__(self) -> None:
         self.truth = ConfusionMatrix(self.num_classes, self.ignore_index)
-        self.versus_reference = ConfusionMatrix(self.num_classes, self.ignore_index)
+        self.versus_reference = Agreement(self.num_classes, self.ignore_index)
 
     def update(self, name: str, mask: np.ndarray, reference: np.ndarray | None, labels: np.ndarray | None) -> None:
         """Add one image: ``labels`` None means no ground truth; ``reference`` None means no reference."""
@@ -40,10 +40,7 @@ class AccuracyTracker:
             self.truth.update(mask, labels)
         if reference is None:
             return
-        keep = np.ones(mask.shape, bool) if labels is None or self.ignore_index is None else labels != self.ignore_index
-        ignore = self.ignore_index if self.ignore_index is not None else -1
-        self.versus_reference.update(mask, np.where(keep, reference, ignore))
-        self.image_agreement.append((name, float((mask == reference)[keep].mean()) if keep.any() else float("nan")))
+        self.image_agreement.append((name, self.versus_reference.update(mask, reference, labels)))
 
     def summary(self, class_names: tuple[str, ...], reference: AccuracyTracker | None) -> dict:
         """The accuracy keys of one bench result (fractions 0-1; ``delta_miou`` in points)."""
@@ -57,10 +54,9 @@ class AccuracyTracker:
                 result["delta_miou"] = (self.truth.miou() - reference.truth.miou()) * 100
                 result["per_class_iou_change"] = _by_name(iou - reference.truth.iou(), class_names)
         if self.image_agreement:
-            matrix = self.versus_reference.matrix
-            result.update(miou_vs_reference=self.versus_reference.miou(),
-                          agreement_vs_reference=float(np.trace(matrix) / max(matrix.sum(), 1)),
-                          top_flips=_top_flips(matrix, class_names),
+            result.update(miou_vs_reference=self.versus_reference.miou,
+                          agreement_vs_reference=self.versus_reference.pixel,
+                          top_flips=_top_flips(self.versus_reference.matrix.matrix, class_names),
                           worst_images=[{"image": Path(name).name, "path": name, "agreement": value} for name, value in
                                         sorted(self.image_agreement, key=lambda item: item[1])[:WORST_IMAGES]])
         return result

@@ -20,13 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segdeploy.artifact_meta import read_artifact_meta
 from segdeploy.bench.agreement import AccuracyTracker
 from segdeploy.bench.spec import EngineSpec, parse_spec
 from segdeploy.bench.stats import Budget, latency_stats
 from segdeploy.data.preprocess import prepare
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import ArtifactMeta
-from segdeploy.runtime.artifacts import read_artifact_meta
 from segdeploy.runtime.segmenter import Segmenter
 
 SCHEMA_VERSION = 1
@@ -240,8 +240,8 @@ def _time_infer(rows: list[Row], samples, config: BenchConfig, on_progress) -> N
                     tick = time.perf_counter()
                     row.segmenter.run(batches[id(row)])
                     row.infer_ms.append((time.perf_counter() - tick) * 1000)
-                    for phase, ms in getattr(row.segmenter.backend, "last_timings", {}).items():
-                        row.phase_ms.setdefault(phase, []).append(ms)
+                    for phase, ms in row.segmenter.backend.phase_timings_ms.items():
+                        row.phase_ms.setdefault(f"{phase}_ms", []).append(ms)
             _guard(row, once)
         if on_progress:
             done = min(len(row.infer_ms) for row in rows)
@@ -325,7 +325,7 @@ def _precision(segmenter: Segmenter | None, row: Row) -> str:
     if segmenter is None:
         return "?"
     precision = segmenter.meta.precision.value
-    executed = getattr(segmenter.backend, "inference_precision", None)
+    executed = segmenter.backend.execution_precision
     return f"{precision} ({executed} exec)" if executed and executed != "f32" else precision
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segdeploy.errors import UsageError
-from segdeploy.runtime.artifacts import BACKENDS, backend_for
+from segdeploy.runtime.artifacts import BackendKind, backend_for
 
 # What ``:OPTION`` sets, per backend.
 OPTION_OF_BACKEND = {"openvino": ("precision", ("auto", "f32", "bf16")), "torch": ("fp16", ("fp16",))}
@@ -35,8 +35,9 @@ def parse_spec(text: str) -> EngineSpec:
     if not path_text:
         raise UsageError(f"engine spec {text!r} has no path")
     backend_text, _, option = rest.partition(":")
-    if backend_text and backend_text not in BACKENDS:
-        raise UsageError(f"engine spec {text!r}: unknown backend {backend_text!r}; choose {', '.join(BACKENDS)}")
+    if backend_text and backend_text not in set(BackendKind) - {BackendKind.AUTO}:
+        kinds = ", ".join(kind for kind in BackendKind if kind != BackendKind.AUTO)
+        raise UsageError(f"engine spec {text!r}: unknown backend {backend_text!r}; choose {kinds}")
     path = Path(path_text)
     backend = backend_text or backend_for(path)
     if option:

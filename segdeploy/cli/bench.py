@@ -10,7 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from segdeploy.cli import console
-from segdeploy.cli.options import DeviceChoice, DeviceOpt, InputSizeOpt, JsonOpt, ThreadsOpt
+from segdeploy.cli.options import DeviceOpt, InputSizeOpt, JsonOpt, ThreadsOpt
+from segdeploy.runtime.artifacts import Device
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +33,7 @@ def bench_command(
     iters: Annotated[int | None, typer.Option(min=1, help="Timed infer iterations per artifact.")] = None,
     duration: Annotated[str | None, typer.Option(help="Timed infer seconds per artifact instead (10s).")] = None,
     threads: ThreadsOpt = None,
-    device: DeviceOpt = DeviceChoice.auto,
+    device: DeviceOpt = Device.AUTO,
     markdown: Annotated[Path | None, typer.Option(help="Write the table as Markdown.")] = None,
     plots: Annotated[Path | None, typer.Option(help="Folder for PNG plots.")] = None,
     json_path: JsonOpt = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,12 +9,7 @@ import typer
 
 from segdeploy.cli import console
 from segdeploy.cli.options import JsonOpt
-
-
-class HardwareCompat(str, Enum):
-    none = "none"
-    ampere_plus = "ampere_plus"
-    same_compute_capability = "same_compute_capability"
+from segdeploy.engine_manifest import HardwareCompat
 
 
 def register(app: typer.Typer) -> None:
@@ -37,20 +31,17 @@ def build_command(
     opt_level: Annotated[int | None, typer.Option(help="Builder optimization level 0-5 (TensorRT default 3).")
                          ] = None,
     hardware_compat: Annotated[HardwareCompat, typer.Option(help="Run on other GPUs (ampere_plus).")
-                               ] = HardwareCompat.none,
+                               ] = HardwareCompat.NONE,
     version_compatible: Annotated[bool, typer.Option("--version-compatible", help="Run on later TensorRT.")
                                   ] = False,
     json_path: JsonOpt = None,
 ) -> None:
     """Build a strongly typed TensorRT engine: precision comes from the ONNX (no precision flags)."""
-    from segdeploy.build.engine import BuildConfig, build_engine
-    from segdeploy.errors import BadInputError
+    from segdeploy.trt.builder import BuildConfig, build_engine
 
     output = output or model.with_suffix(".engine")
-    if output.suffix not in (".engine", ".trt", ".plan"):
-        raise BadInputError(f"engine files end in .engine, .trt or .plan, got {output.name}")
     config = BuildConfig(min_shape, opt_shape, max_shape, workspace, str(timing_cache) if timing_cache else None,
-                         opt_level, hardware_compat.value, version_compatible)
+                         opt_level, hardware_compat, version_compatible)
     console.run_and_report(lambda: build_engine(model, output, config, console.detail), _print, json_path)
 
 

@@ -25,8 +25,9 @@ def debug_from_environment() -> bool:
 
 STATE = CliState(debug=debug_from_environment())
 # Results go to stdout; errors and progress to stderr so `--json -` stays parseable.
-# Off a terminal (CI logs, pipes) rich would assume 80 columns and cut table cells.
-_WIDTH = None if os.isatty(1) else 140
+# Off a terminal (CI logs, pipes, files) rich would assume 80 columns and break words inside table
+# cells ("onnxruntim/e"); tables are printed at their natural width there instead, never folded.
+_WIDTH = None if os.isatty(1) else 1000
 out = Console(highlight=False, width=_WIDTH)
 err = Console(stderr=True, highlight=False, width=_WIDTH)
 

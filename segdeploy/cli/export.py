@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,12 +9,9 @@ import typer
 from rich.table import Table
 
 from segdeploy.cli import console
-from segdeploy.cli.options import ArchOpt, InputSizeOpt, JsonOpt, LayoutChoice, NumClassesOpt
-
-
-class FormatChoice(str, Enum):
-    onnx = "onnx"
-    openvino = "openvino"
+from segdeploy.cli.options import ArchOpt, InputSizeOpt, JsonOpt, NumClassesOpt
+from segdeploy.export.stage import ExportFormat
+from segdeploy.metadata import InputLayout
 
 
 def register(app: typer.Typer) -> None:
@@ -26,8 +22,8 @@ def export_command(
     source: Annotated[str | None, typer.Argument(
         help="Checkpoint (.pt), preset name (e.g. unet), or an exported .onnx for --format openvino.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .onnx (or .xml) path.")] = None,
-    format: Annotated[FormatChoice, typer.Option(help="onnx, or openvino IR (.xml + .bin, via a verified ONNX).")
-                      ] = FormatChoice.onnx,
+    format: Annotated[ExportFormat, typer.Option(help="onnx, or openvino IR (.xml + .bin, via a verified ONNX).")
+                      ] = ExportFormat.ONNX,
     compress_fp16: Annotated[bool, typer.Option(
         "--compress-fp16", help="openvino: FP16 weights in the .bin (OpenVINO's default; off here).")] = False,
     arch: ArchOpt = None,
@@ -39,7 +35,7 @@ def export_command(
     fuse_normalize: Annotated[
         bool, typer.Option("--fuse-normalize", help="Take uint8 images; normalise in the graph.")
     ] = False,
-    input_layout: Annotated[LayoutChoice | None, typer.Option(help="Layout of fused uint8 input (NCHW).")] = None,
+    input_layout: Annotated[InputLayout | None, typer.Option(help="Layout of fused uint8 input (NCHW).")] = None,
     atol: Annotated[float | None, typer.Option(help="Absolute tolerance, fraction of max|reference| (1e-4).")] = None,
     rtol: Annotated[float | None, typer.Option(help="Relative tolerance (1e-3).")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip verification against eager PyTorch.")] = False,
@@ -49,24 +45,15 @@ def export_command(
     """Export a checkpoint or preset to ONNX and verify it against eager PyTorch."""
     from segdeploy.errors import UsageError
     from segdeploy.export.config import ExportConfig
-    from segdeploy.export.onnx_export import export_onnx
-    from segdeploy.export.openvino_ir import OpenVinoConfig, export_model_to_openvino, export_openvino
+    from segdeploy.export.openvino_ir import OpenVinoConfig
     from segdeploy.export.recipe import load_recipe, merge_options
-    from segdeploy.models.checkpoint import load_model
+    from segdeploy.export.stage import default_export_path, export_model
     from segdeploy.sizes import parse_hw
 
     loaded = load_recipe(recipe) if recipe else None
     source = source or (loaded.source if loaded else None)
     if not source:
         raise UsageError("give SOURCE (a checkpoint or preset name) or a --recipe that names one")
-    ov_config = OpenVinoConfig(compress_fp16=compress_fp16)
-    if source.endswith(".onnx"):
-        if format != FormatChoice.openvino:
-            raise UsageError(f"{source} is already ONNX; convert it with --format openvino")
-        output = output or Path(source).with_suffix(".xml")
-        console.info(f"converting {source} to OpenVINO IR {output} ...")
-        console.run_and_report(lambda: export_openvino(source, output, ov_config), _print_openvino, json_path)
-        return
     config = merge_options(
         loaded.config if loaded else ExportConfig(),
         input_size=parse_hw(input_size) if input_size else None,
@@ -74,35 +61,22 @@ def export_command(
         dynamic=False if static else None,
         with_argmax=with_argmax or None,
         fuse_normalize=fuse_normalize or None,
-        input_layout=input_layout.value if input_layout else None,
+        input_layout=input_layout,
         verify=False if no_verify else None,
         verbose=console.STATE.verbose or None,
     )
     classes = num_classes if num_classes is not None else (loaded.num_classes if loaded else None)
-    model, meta = load_model(source, arch=arch, num_classes=classes)
-    suffix = ".xml" if format == FormatChoice.openvino else ".onnx"
-    output = output or Path(f"{Path(source).stem}{suffix}")
-    console.info(f"exporting {meta.arch} ({meta.num_classes} classes) to {output} ...")
-    if format == FormatChoice.openvino:
-        console.run_and_report(lambda: _Both(*export_model_to_openvino(model, meta, output, config, ov_config)),
-                               _print_both, json_path)
-        return
-    console.run_and_report(lambda: export_onnx(model, output, config, meta), _print_report, json_path)
+    output = output or default_export_path(source, format)
+    console.info(f"exporting {source} to {output} ...")
+    console.run_and_report(lambda: export_model(source, output, config, format, OpenVinoConfig(compress_fp16),
+                                                arch=arch, num_classes=classes), _print_result, json_path)
 
 
-class _Both:
-    """The ONNX and IR reports of one --format openvino export, shown and written together."""
-
-    def __init__(self, onnx_report, openvino_report) -> None:
-        self.onnx, self.openvino = onnx_report, openvino_report
-
-    def to_dict(self) -> dict:
-        return {"onnx": self.onnx.to_dict(), "openvino": self.openvino.to_dict()}
-
-
-def _print_both(both: _Both) -> None:
-    _print_report(both.onnx)
-    _print_openvino(both.openvino)
+def _print_result(result) -> None:
+    if result.onnx is not None:
+        _print_report(result.onnx)
+    if result.openvino is not None:
+        _print_openvino(result.openvino)
 
 
 def _print_openvino(report) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from segdeploy.cli import console
-from segdeploy.cli.options import SelectChoice
+from segdeploy.data.manifest import Selection
 
 
 def register(app: typer.Typer) -> None:
@@ -21,8 +21,8 @@ def manifest_command(
     split: Annotated[str | None, typer.Option(help="Split to choose from (none: a plain image folder).")] = None,
     num_images: Annotated[int, typer.Option(help="How many images (capped by what exists).")] = 100,
     select: Annotated[
-        SelectChoice, typer.Option(help="random, or class-balanced (needs masks).")
-    ] = SelectChoice.random,
+        Selection, typer.Option(help="random, or class-balanced (needs masks).")
+    ] = Selection.RANDOM,
     seed: Annotated[int, typer.Option(help="Seed for the selection.")] = 0,
 ) -> None:
     """Choose calibration images from a split and write them, with hashes, as a manifest."""

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from segdeploy.cli import console
-from segdeploy.cli.options import BackendChoice, BackendOpt, DeviceChoice, DeviceOpt, JsonOpt, ThreadsOpt
-
-
-class MaskFormat(str, Enum):
-    palette = "palette"
-    ids = "ids"
+from segdeploy.cli.options import BackendOpt, DeviceOpt, JsonOpt, ThreadsOpt
+from segdeploy.runtime.artifacts import BackendKind, Device
+from segdeploy.runtime.predict import MaskFormat
 
 
 def register(app: typer.Typer) -> None:
@@ -25,14 +21,14 @@ def predict_command(
     artifact: Annotated[Path, typer.Argument(help="Checkpoint, .onnx, OpenVINO .xml or TensorRT engine.")],
     inputs: Annotated[list[Path], typer.Argument(help="Image files, folders of images, video files.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("predictions"),
-    backend: BackendOpt = BackendChoice.auto,
-    device: DeviceOpt = DeviceChoice.auto,
+    backend: BackendOpt = BackendKind.AUTO,
+    device: DeviceOpt = Device.AUTO,
     threads: ThreadsOpt = None,
     tile: Annotated[str | None, typer.Option(help="Sliding-window tile HxW for large images.")] = None,
     overlap: Annotated[float, typer.Option(help="Tile overlap fraction.")] = 0.25,
     overlay: Annotated[bool, typer.Option("--overlay", help="Also write blended images.")] = False,
     alpha: Annotated[float, typer.Option(help="Overlay opacity of the mask colours.")] = 0.5,
-    mask_format: Annotated[MaskFormat, typer.Option(help="palette PNG or raw class ids.")] = MaskFormat.palette,
+    mask_format: Annotated[MaskFormat, typer.Option(help="palette PNG or raw class ids.")] = MaskFormat.PALETTE,
     frame_masks: Annotated[bool, typer.Option("--frame-masks", help="Videos: a mask PNG per frame too.")] = False,
     json_path: JsonOpt = None,
 ) -> None:
@@ -42,8 +38,8 @@ def predict_command(
     from segdeploy.runtime.predict import PredictConfig, predict_files
     from segdeploy.runtime.segmenter import Segmenter
 
-    config = PredictConfig(overlay=overlay, alpha=alpha, mask_format=mask_format.value, frame_masks=frame_masks)
-    segmenter = Segmenter(artifact, backend=backend.value, device=device.value, tile=tile, overlap=overlap,
+    config = PredictConfig(overlay=overlay, alpha=alpha, mask_format=mask_format, frame_masks=frame_masks)
+    segmenter = Segmenter(artifact, backend=backend, device=device, tile=tile, overlap=overlap,
                           threads=threads)
     columns = (TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]} frames/s"),
                TimeElapsedColumn())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,18 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from segdeploy.cli import console
-from segdeploy.cli.options import JsonOpt, PrecisionChoice, SelectChoice
-
-
-class TargetChoice(str, Enum):
-    tensorrt = "tensorrt"
-    cpu = "cpu"
-
-
-class MethodChoice(str, Enum):
-    minmax = "minmax"
-    entropy = "entropy"
-    percentile = "percentile"
+from segdeploy.cli.options import JsonOpt
+from segdeploy.data.manifest import Selection
+from segdeploy.metadata import Precision
+from segdeploy.quantize.config import CalibrationMethod, CpuActivations, HighPrecision, Target
 
 
 def register(app: typer.Typer) -> None:
@@ -35,15 +26,15 @@ def _names(text: str | None) -> tuple[str, ...]:
 
 def quantize_command(
     model: Annotated[Path, typer.Argument(help="An fp32 ONNX exported by segdeploy.")],
-    precision: Annotated[PrecisionChoice, typer.Option(help="fp16, int8 (calibrated QDQ) or int8-dynamic.")],
+    precision: Annotated[Precision, typer.Option(help="fp16, int8 (calibrated QDQ) or int8-dynamic.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .onnx path.")] = None,
-    target: Annotated[TargetChoice | None, typer.Option(help="tensorrt (int8, fp16 default) or cpu.")] = None,
+    target: Annotated[Target | None, typer.Option(help="tensorrt (int8, fp16 default) or cpu.")] = None,
     calib: Annotated[str | None, typer.Option(help="Calibration images: manifest, dataset or image folder.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Where a manifest's relative paths resolve.")] = None,
     num_images: Annotated[int, typer.Option(help="Calibration images (capped by what exists).")] = 96,
-    select: Annotated[SelectChoice, typer.Option(help="How calibration images are chosen.")] = SelectChoice.random,
+    select: Annotated[Selection, typer.Option(help="How calibration images are chosen.")] = Selection.RANDOM,
     seed: Annotated[int, typer.Option(help="Seed for the calibration selection.")] = 0,
-    method: Annotated[MethodChoice, typer.Option(help="Calibration method.")] = MethodChoice.entropy,
+    method: Annotated[CalibrationMethod, typer.Option(help="Calibration method.")] = CalibrationMethod.ENTROPY,
     percentile: Annotated[float, typer.Option(help="Percentile for --method percentile.")] = 99.999,
     per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = True,
     exclude_nodes: Annotated[str | None, typer.Option(help="Comma-separated node names kept in float.")] = None,
@@ -55,8 +46,10 @@ def quantize_command(
     sensitivity_images: Annotated[int, typer.Option(help="Held-out images per sensitivity trial.")] = 8,
     auto_exclude: Annotated[int, typer.Option(help="Keep the K most sensitive groups in float (runs "
                                                    "--sensitivity).")] = 0,
-    cpu_activations: Annotated[str, typer.Option(help="cpu target: u8 (asymmetric) or s8 (symmetric).")] = "u8",
-    high_precision: Annotated[str, typer.Option(help="tensorrt target: remainder fp16 (ModelOpt) or fp32.")] = "fp16",
+    cpu_activations: Annotated[CpuActivations, typer.Option(
+        help="cpu target: u8 (asymmetric) or s8 (symmetric).")] = CpuActivations.U8,
+    high_precision: Annotated[HighPrecision, typer.Option(
+        help="tensorrt target: remainder fp16 (ModelOpt) or fp32.")] = HighPrecision.FP16,
     eval_data: Annotated[Path | None, typer.Option(help="Held-out dataset for the accuracy gate.")] = None,
     eval_split: Annotated[str | None, typer.Option(help="Split of --eval-data (default val).")] = None,
     eval_images: Annotated[int, typer.Option(help="At most this many evaluation images.")] = 50,
@@ -65,46 +58,25 @@ def quantize_command(
     json_path: JsonOpt = None,
 ) -> None:
     """Quantize an ONNX model; the result is checked on held-out images and gated."""
-    from segdeploy.errors import BadInputError
-    from segdeploy.quantize.config import AccuracyGate, Fp16Config, QuantConfig
+    from segdeploy.quantize.config import AccuracyGate, QuantConfig
+    from segdeploy.quantize.stage import quantize_onnx
 
-    if cpu_activations not in ("u8", "s8"):
-        raise BadInputError(f"--cpu-activations must be u8 or s8, got {cpu_activations!r}")
     gate = AccuracyGate(str(eval_data) if eval_data else None, eval_split, eval_images, max_miou_drop, min_agreement)
     config = QuantConfig(
-        target=target.value if target else None, method=method.value, percentile=percentile, num_images=num_images,
-        seed=seed, select=select.value, per_channel=per_channel, data_root=str(data_root) if data_root else None,
-        exclude_nodes=_names(exclude_nodes), exclude_ops=_names(exclude_ops), exclude_modules=_names(exclude_modules),
-        sensitivity=sensitivity, sensitivity_images=sensitivity_images, auto_exclude=auto_exclude,
-        cpu_activations=cpu_activations, high_precision=high_precision, gate=gate,
+        precision=precision, calib=calib, target=target, method=method, percentile=percentile,
+        num_images=num_images, seed=seed, select=select, per_channel=per_channel,
+        data_root=str(data_root) if data_root else None, exclude_nodes=_names(exclude_nodes),
+        exclude_ops=_names(exclude_ops), exclude_modules=_names(exclude_modules), sensitivity=sensitivity,
+        sensitivity_images=sensitivity_images, auto_exclude=auto_exclude, cpu_activations=cpu_activations,
+        high_precision=high_precision, gate=gate,
     )
-    suffix = precision.value.replace("-", "_") + (f"_{target.value}" if target else "")
-    output = output or model.with_name(f"{model.stem}_{suffix}.onnx")
-    console.run_and_report(lambda: _run(model, output, precision, calib, config, Fp16Config(gate=gate)), _print,
-                           json_path)
 
+    def run():
+        with console.progress_bars() as bar:
+            return quantize_onnx(model, output, config, on_image=bar("calibrating"),
+                                 on_group=bar("sensitivity (one group in float per trial)"))
 
-def _run(model, output, precision, calib, config, fp16_config):
-    from segdeploy.errors import BadInputError
-
-    if precision == PrecisionChoice.fp16:
-        from segdeploy.quantize.fp16 import convert_fp16
-
-        return convert_fp16(model, output, fp16_config)
-    if precision == PrecisionChoice.int8_dynamic:
-        from segdeploy.quantize.dynamic import quantize_dynamic
-
-        return quantize_dynamic(model, output, config)
-    if precision == PrecisionChoice.fp32:
-        raise BadInputError("--precision fp32 is what export writes; choose fp16, int8 or int8-dynamic")
-    if not calib:
-        raise BadInputError("--precision int8 needs --calib (a manifest, dataset or image folder): "
-                            "segdeploy never calibrates on random data")
-    from segdeploy.quantize.int8 import quantize_int8
-
-    with console.progress_bars() as bar:
-        return quantize_int8(model, output, calib, config, on_image=bar("calibrating"),
-                             on_group=bar("sensitivity (one group in float per trial)"))
+    console.run_and_report(run, _print, json_path)
 
 
 def _print(report) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,18 +9,7 @@ import typer
 
 from segdeploy.cli import console
 from segdeploy.cli.options import InputSizeOpt, JsonOpt
-
-
-class LossChoice(str, Enum):
-    ce = "ce"
-    dice = "dice"
-    focal = "focal"
-    ce_dice = "ce+dice"
-
-
-class ScheduleChoice(str, Enum):
-    poly = "poly"
-    cosine = "cosine"
+from segdeploy.train.config import Loss, Schedule
 
 
 def register(app: typer.Typer) -> None:
@@ -36,8 +24,8 @@ def train_command(
     epochs: Annotated[int, typer.Option(help="Epochs.")] = 40,
     batch: Annotated[int, typer.Option(help="Batch size.")] = 4,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-3,
-    loss: Annotated[LossChoice, typer.Option(help="Loss.")] = LossChoice.ce,
-    schedule: Annotated[ScheduleChoice, typer.Option(help="Decay after warm-up.")] = ScheduleChoice.poly,
+    loss: Annotated[Loss, typer.Option(help="Loss.")] = Loss.CE,
+    schedule: Annotated[Schedule, typer.Option(help="Decay after warm-up.")] = Schedule.POLY,
     class_weights: Annotated[bool, typer.Option(help="Weight classes by inverse log frequency.")] = True,
     split: Annotated[str, typer.Option(help="Training split.")] = "train",
     val_split: Annotated[str, typer.Option(help="Validation split ('' for none).")] = "val",
@@ -57,12 +45,13 @@ def train_command(
 
     from segdeploy.fileio import write_json
     from segdeploy.sizes import parse_hw
-    from segdeploy.train.trainer import TrainConfig, train
+    from segdeploy.train.config import EpochResult, TrainConfig
+    from segdeploy.train.trainer import train
 
     config = TrainConfig(
         data=str(data), arch=arch, output=str(output or f"{arch}.pt"),
         input_size=parse_hw(input_size) if input_size else TrainConfig.input_size,
-        epochs=epochs, batch=batch, lr=lr, loss=loss.value, schedule=schedule.value,
+        epochs=epochs, batch=batch, lr=lr, loss=loss, schedule=schedule,
         class_weights=class_weights, split=split, val_split=val_split or None, workers=workers,
         threads=threads, seed=seed, device=device, resume=str(resume) if resume else None,
         max_steps_per_epoch=max_steps, teacher=str(teacher) if teacher else None, kd_weight=kd_weight,
@@ -73,18 +62,16 @@ def train_command(
     with Progress(*columns, console=console.err, disable=console.STATE.quiet) as progress:
         task = progress.add_task("train", total=None, epoch=0, loss=0.0, miou="-")
 
-        def on_step(event: dict) -> None:
-            if "epoch_done" in event:
-                done = event["epoch_done"]
-                miou = "-" if done.val_miou is None else f"{done.val_miou:.3f}"
+        def on_step(event) -> None:
+            if isinstance(event, EpochResult):
+                miou = "-" if event.val_miou is None else f"{event.val_miou:.3f}"
                 progress.update(task, miou=miou)
                 console.info(
-                    f"epoch {done.epoch}/{epochs}: loss {done.loss:.4f}, val mIoU {miou}, {done.seconds:.0f} s"
+                    f"epoch {event.epoch}/{epochs}: loss {event.loss:.4f}, val mIoU {miou}, {event.seconds:.0f} s"
                 )
             else:
-                progress.update(task, total=event["steps"] * epochs,
-                                completed=event["epoch"] * event["steps"] + event["step"] + 1,
-                                epoch=event["epoch"] + 1, loss=event["loss"])
+                progress.update(task, total=event.steps * epochs, completed=event.epoch * event.steps + event.step + 1,
+                                epoch=event.epoch + 1, loss=event.loss)
 
         report = train(config, on_step)
     best = "-" if report.best_miou is None else f"{report.best_miou:.4f}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segdeploy.data.preprocess import to_bgr_uint8
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import default_palette
 
@@ -114,21 +115,6 @@ def _check_image_size(path: str | os.PathLike) -> None:
     if width * height > MAX_IMAGE_PIXELS:
         raise BadInputError(f"{path} is {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} M pixels "
                             "(split it into parts)")
-
-
-def to_bgr_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
-    """Bring an OpenCV-style array to HxWx3 uint8 BGR (gray -> 3 channels, BGRA -> BGR)."""
-    if image.dtype != np.uint8:
-        raise BadInputError(f"{name}: {image.dtype} images are not supported; convert to 8-bit")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 1:
-        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise BadInputError(f"{name}: unsupported image shape {image.shape}")
 
 
 def read_mask(path: Path) -> np.ndarray:

@@ -12,17 +12,24 @@ import datetime
 import json
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from segdeploy.data.datasets import SegDataset, open_dataset, open_image_folder
-from segdeploy.errors import BadInputError
+from segdeploy.errors import BadInputError, check_choice
 from segdeploy.fileio import require_file, sha256_bytes, sha256_file, write_json
 
 MANIFEST_FORMAT = "segdeploy.calibration-manifest"
-SELECTIONS = ("random", "class-balanced")
+
+
+class Selection(StrEnum):
+    """How images are chosen from a split."""
+
+    RANDOM = "random"
+    CLASS_BALANCED = "class-balanced"  # greedy cover of rare classes (needs label maps)
 
 
 @dataclass(frozen=True)
@@ -46,11 +53,10 @@ class Manifest:
 
 def select_images(dataset: SegDataset, count: int, selection: str, seed: int) -> list[int]:
     """Indices of ``count`` images (all if fewer exist) chosen by ``selection``."""
-    if selection not in SELECTIONS:
-        raise BadInputError(f"unknown selection {selection!r}; choose from {', '.join(SELECTIONS)}")
+    selection = check_choice(Selection, selection, "the selection")
     count = min(count, len(dataset))
     rng = np.random.default_rng(seed)
-    if selection == "random" or not dataset.has_masks:
+    if selection == Selection.RANDOM or not dataset.has_masks:
         return sorted(rng.choice(len(dataset), size=count, replace=False).tolist())
     return _class_balanced(dataset, count, rng)
 

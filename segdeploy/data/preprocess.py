@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from segdeploy.data.datasets import to_bgr_uint8
 from segdeploy.errors import BadInputError, CheckFailedError
 from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy, TensorIO
+from segdeploy.sizes import round_up
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,21 @@ class Placement:
     original_size: tuple[int, int]  # H, W of the image as given
     content_size: tuple[int, int]  # H, W of the resized image inside the input
     input_size: tuple[int, int]  # H, W of the model input (content + padding at bottom/right)
+
+
+def to_bgr_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Bring an OpenCV-style array to HxWx3 uint8 BGR (gray -> 3 channels, BGRA -> BGR)."""
+    if image.dtype != np.uint8:
+        raise BadInputError(f"{name}: {image.dtype} images are not supported; convert to 8-bit")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise BadInputError(f"{name}: unsupported image shape {image.shape}")
 
 
 def normalize(images_bgr: np.ndarray, pre: Preprocess) -> np.ndarray:
@@ -61,7 +76,7 @@ def plan_placement(original_size: tuple[int, int], pre: Preprocess) -> Placement
         content = (max(1, round(height * scale)), max(1, round(width * scale)))
         return Placement(original_size, content, (eval_h, eval_w))
     divisor = pre.divisor
-    padded = (-(-height // divisor) * divisor, -(-width // divisor) * divisor)
+    padded = (round_up(height, divisor), round_up(width, divisor))
     if padded[0] * padded[1] > MAX_INPUT_PIXELS:
         raise BadInputError(f"a {height}x{width} image is too large for whole-image inference with this native-size "
                             "model (limit 4096x4096); use tiling: --tile HxW or Segmenter(tile=...)")
@@ -113,15 +128,6 @@ def graph_pixels(images_bgr: np.ndarray, pre: Preprocess, io: TensorIO) -> np.nd
     if io.input_layout == "NCHW":
         ordered = ordered.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(ordered)
-
-
-def preprocess_batch(images: list[np.ndarray], pre: Preprocess) -> tuple[np.ndarray, list[Placement]]:
-    """Several images -> one batch; they must land on the same input size (stretch/letterbox do)."""
-    prepared = [preprocess(image, pre) for image in images]
-    sizes = {placement.input_size for _, placement in prepared}
-    if len(sizes) > 1:
-        raise ValueError(f"images map to different input sizes {sorted(sizes)}; process them one by one")
-    return np.concatenate([batch for batch, _ in prepared]), [placement for _, placement in prepared]
 
 
 def pad_to(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:

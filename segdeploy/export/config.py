@@ -6,7 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from segdeploy.metadata import ArtifactMeta
+from segdeploy.errors import BadInputError, check_range, convert_choices
+from segdeploy.metadata import ArtifactMeta, InputLayout
 
 DEFAULT_OPSET = 20  # torch's default; Q/DQ with FP16 scales needs >= 19
 MIN_OPSET = 18  # the dynamo exporter's lowest
@@ -26,7 +27,7 @@ class ExportConfig:
     dynamic: bool = True  # dynamic batch, height and width
     with_argmax: bool = False  # graph ends in argmax -> uint8 "mask"
     fuse_normalize: bool = False  # graph takes uint8 images and normalises inside
-    input_layout: str = "NCHW"  # NCHW or NHWC; NHWC only with fuse_normalize
+    input_layout: InputLayout = InputLayout.NCHW  # NHWC only with fuse_normalize
     verify: bool = True
     atol: float = DEFAULT_ATOL
     rtol: float = DEFAULT_RTOL
@@ -34,6 +35,18 @@ class ExportConfig:
     margin: float = DEFAULT_MARGIN
     slim: bool = True
     verbose: bool = False
+
+    def __post_init__(self) -> None:
+        convert_choices(self, {"input_layout": (InputLayout, "--input-layout")})
+        if self.opset < MIN_OPSET:
+            raise BadInputError(f"--opset {self.opset} is too old: the exporter emits opset >= {MIN_OPSET}")
+        if self.input_layout == InputLayout.NHWC and not self.fuse_normalize:
+            raise BadInputError("NHWC input needs --fuse-normalize (float inputs are NCHW)")
+        if self.input_size and min(self.input_size) < 1:
+            raise BadInputError("--input-size must be positive")
+        check_range(self.atol, "--atol", low=0.0)
+        check_range(self.rtol, "--rtol", low=0.0)
+        check_range(self.min_agreement, "the minimum agreement", low=0.0, high=1.0)
 
     def replace(self, **changes: Any) -> ExportConfig:
         return dataclasses.replace(self, **changes)

@@ -15,11 +15,12 @@ import torch
 from torch import nn
 
 from segdeploy import __version__
+from segdeploy.artifact_meta import attach_metadata
+from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from segdeploy.data.preprocess import graph_pixels
 from segdeploy.data.synthetic import make_scenes
 from segdeploy.errors import BadInputError, CheckFailedError, SegdeployError, UsageError
 from segdeploy.export.config import (
-    MIN_OPSET,
     SECOND_VERIFY_SIZE,
     ExportConfig,
     ExportReport,
@@ -31,8 +32,6 @@ from segdeploy.fileio import atomic_output, sha256_bytes
 from segdeploy.metadata import ArtifactMeta, OutputKind, Precision, TensorIO
 from segdeploy.models.checkpoint import load_model
 from segdeploy.module_paths import attach_module_paths, torch_module_paths
-from segdeploy.onnx_meta import attach_metadata
-from segdeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
 VERIFY_SEED = 20250101
 
@@ -96,16 +95,8 @@ def _resolve(
 
 
 def _validate(config: ExportConfig, meta: ArtifactMeta) -> None:
-    if config.opset < MIN_OPSET:
-        raise BadInputError(f"--opset {config.opset} is too old: the exporter emits opset >= {MIN_OPSET}")
-    if config.input_layout not in ("NCHW", "NHWC"):
-        raise BadInputError(f"input layout must be NCHW or NHWC, got {config.input_layout!r}")
-    if config.input_layout == "NHWC" and not config.fuse_normalize:
-        raise BadInputError("NHWC input needs --fuse-normalize (float inputs are NCHW)")
     if config.with_argmax and meta.num_classes > MAX_MASK_CLASSES:
         raise BadInputError(f"--with-argmax returns uint8 ids: at most {MAX_MASK_CLASSES} classes")
-    if config.input_size and min(config.input_size) < 1:
-        raise BadInputError("--input-size must be positive")
 
 
 def _example_input(tensor_io: TensorIO, batch: int, size: tuple[int, int]) -> torch.Tensor:

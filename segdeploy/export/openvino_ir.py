@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from segdeploy.artifact_meta import attach_openvino_metadata, read_metadata
+from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
+from segdeploy.backends.openvino_backend import OpenVinoBackend
 from segdeploy.data.preprocess import prepare
 from segdeploy.data.synthetic import make_scenes
 from segdeploy.errors import BadInputError, CheckFailedError, require
 from segdeploy.export.config import DEFAULT_ATOL, DEFAULT_MARGIN, DEFAULT_MIN_AGREEMENT, DEFAULT_RTOL, VerificationCase
 from segdeploy.export.verify import compare_logits, compare_masks
 from segdeploy.metadata import OutputKind
-from segdeploy.onnx_meta import load_onnx, read_metadata
-from segdeploy.runtime.artifacts import OPENVINO_META_PATH
-from segdeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from segdeploy.runtime.openvino_backend import OpenVinoBackend
+from segdeploy.onnx_graph import load_onnx
 
 FP16_WEIGHT_ATOL = 1e-2  # FP16-compressed weights cannot meet the FP32 tolerance
 
@@ -63,7 +63,7 @@ def export_openvino(onnx_path: str | os.PathLike, out: str | os.PathLike,
     meta = read_metadata(load_onnx(onnx_path, load_weights=False), str(onnx_path))
     model = ov.convert_model(str(onnx_path))
     record = meta.with_record("openvino", compress_fp16=config.compress_fp16, openvino=ov.__version__)
-    model.set_rt_info(record.to_json(), OPENVINO_META_PATH)
+    attach_openvino_metadata(model, record)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
     try:
         ov.save_model(model, str(scratch / "model.xml"), compress_to_fp16=config.compress_fp16)

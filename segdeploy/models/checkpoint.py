@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from segdeploy.artifact_meta import checkpoint_meta, checkpoint_payload, read_checkpoint
 from segdeploy.errors import BadInputError
-from segdeploy.fileio import atomic_output, require_file, sha256_file
+from segdeploy.fileio import atomic_output, sha256_file
 from segdeploy.metadata import ArtifactMeta, new_meta
 from segdeploy.models.registry import create_model, model_config
 
-CHECKPOINT_FORMAT = "segdeploy.checkpoint"
 MAX_KEYS_SHOWN = 5
 
 
@@ -30,32 +28,12 @@ def save_checkpoint(
     model: nn.Module, path: str | os.PathLike, meta: ArtifactMeta, **extra: Any
 ) -> Path:
     """Write model weights and ``meta`` atomically; ``extra`` plain values are stored beside."""
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "meta": meta.to_dict(),
-        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
-        **extra,
-    }
+    payload = checkpoint_payload(meta, {key: value.detach().cpu() for key, value in model.state_dict().items()},
+                                 **extra)
     path = Path(path)
     with atomic_output(path) as tmp:
         torch.save(payload, tmp)
     return path
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint file safely (``weights_only=True``); any refusal is BadInputError."""
-    path = require_file(path, "checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError, AttributeError, ImportError, TypeError, KeyError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInputError(
-            f"{path} is not a loadable checkpoint (safe loading refused it: {reason[:160]})"
-        ) from exc
-    if not isinstance(payload, dict):
-        raise BadInputError(f"{path} holds a {type(payload).__name__}, not a checkpoint dict")
-    return payload
 
 
 def is_state_dict(payload: dict[str, Any]) -> bool:
@@ -84,9 +62,8 @@ def load_model(
             raise BadInputError(f"checkpoint not found: {path}")
         return _preset_model(str(source), num_classes, overrides)
     payload = read_checkpoint(path)
-    sha = sha256_file(path)
-    if payload.get("format") == CHECKPOINT_FORMAT:
-        meta = ArtifactMeta.from_dict(payload.get("meta"))
+    meta = checkpoint_meta(payload, path)
+    if meta is not None:
         if arch is not None and arch != meta.arch:
             raise BadInputError(f"{path} holds a {meta.arch}, not {arch}; drop --arch")
         if num_classes is not None and num_classes != meta.num_classes:
@@ -99,11 +76,11 @@ def load_model(
                 f"{path} is a plain state dict without metadata; pass --arch and --num-classes"
             )
         model, meta = _preset_model(arch, num_classes, overrides)
+        meta = meta.replace(source={"path": str(path), "sha256": sha256_file(path)})
         state = payload
     else:
         raise BadInputError(f"{path} is not a segdeploy checkpoint or a state dict")
     load_state_checked(model, state, meta.arch, path)
-    meta = meta.replace(source={"path": str(path), "sha256": sha})
     return model.eval(), meta
 
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segdeploy.models.common import round_up
 from segdeploy.models.registry import ModelEntry, register_model
+from segdeploy.sizes import round_up
 
 MASK_VALUE = -100.0  # added to attention logits between tokens of different shifted regions
 

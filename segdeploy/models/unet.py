@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segdeploy.models.common import round_up
 from segdeploy.models.registry import ModelEntry, register_model
+from segdeploy.sizes import round_up
 
 
 class DoubleConv(nn.Sequential):

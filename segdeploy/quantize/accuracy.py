@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from segdeploy.bench.metrics import ConfusionMatrix
+from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from segdeploy.data.datasets import SegDataset, open_dataset
 from segdeploy.data.preprocess import postprocess, preprocess
 from segdeploy.data.synthetic import make_scenes
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import ArtifactMeta
+from segdeploy.metrics import Agreement, ConfusionMatrix
 from segdeploy.quantize.config import AccuracyGate, AccuracyReport
-from segdeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
 SYNTHETIC_EVAL_IMAGES = 8
 
@@ -63,23 +63,19 @@ def compare_models(float_model: bytes | Path, quantized_model: bytes | Path, met
                    gate: AccuracyGate, description: str, samples: list) -> AccuracyReport:
     """Run both models on every sample through the shared pre/post path and apply the gate."""
     ignore = meta.ignore_index if meta.ignore_index is not None else 255
-    agreement = ConfusionMatrix(meta.num_classes, ignore)  # float prediction as the reference
+    agreement = Agreement(meta.num_classes, ignore)  # the float model's prediction as the reference
     truth_float = ConfusionMatrix(meta.num_classes, ignore)
     truth_quant = ConfusionMatrix(meta.num_classes, ignore)
-    same = total = 0
     labelled = all(mask is not None for _, mask in samples)
     images = [image for image, _ in samples]
     expected_masks = predict_masks(float_model, meta, images)
     actual_masks = predict_masks(quantized_model, meta, images)
     for (_, mask), expected, actual in zip(samples, expected_masks, actual_masks):
-        keep = np.ones(expected.shape, bool) if mask is None else mask != ignore
-        agreement.update(actual, np.where(keep, expected, ignore))
-        same += int((actual == expected)[keep].sum())
-        total += int(keep.sum())
+        agreement.update(actual, expected, mask)
         if labelled:
             truth_float.update(expected, mask)
             truth_quant.update(actual, mask)
-    return _gate(gate, description, len(samples), same / max(total, 1), agreement.miou(),
+    return _gate(gate, description, len(samples), agreement.pixel, agreement.miou,
                  truth_float.miou() if labelled else None, truth_quant.miou() if labelled else None)
 
 

@@ -21,7 +21,7 @@ from segdeploy.data.manifest import MANIFEST_FORMAT, Manifest, build_manifest, l
 from segdeploy.data.preprocess import preprocess
 from segdeploy.errors import BadInputError, require
 from segdeploy.metadata import ArtifactMeta
-from segdeploy.quantize.config import METHODS
+from segdeploy.quantize.config import CalibrationMethod
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,12 @@ def collect_ranges(model_path: Path, files: tuple[Path, ...], meta: ArtifactMeta
     return ranges, peak_rss_mb()
 
 
-def calibration_method(name: str):
-    """ONNX Runtime's CalibrationMethod for one of METHODS."""
-    if name not in METHODS:
-        raise BadInputError(f"unknown calibration method {name!r}; choose from {', '.join(METHODS)}")
-    from onnxruntime.quantization import CalibrationMethod
+def calibration_method(method: CalibrationMethod):
+    """ONNX Runtime's own CalibrationMethod for ``method``."""
+    from onnxruntime.quantization import CalibrationMethod as OrtMethod
 
-    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile}[name]
+    return {CalibrationMethod.MINMAX: OrtMethod.MinMax, CalibrationMethod.ENTROPY: OrtMethod.Entropy,
+            CalibrationMethod.PERCENTILE: OrtMethod.Percentile}[CalibrationMethod(method)]
 
 
 def peak_rss_mb() -> float:

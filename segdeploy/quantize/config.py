@@ -4,15 +4,39 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from segdeploy.data.manifest import Selection
+from segdeploy.errors import check_range, convert_choices
+from segdeploy.metadata import Precision
 
-class Target:
-    TENSORRT = "tensorrt"
-    CPU = "cpu"
+
+class Target(StrEnum):
+    """What an INT8 artifact is built for."""
+
+    TENSORRT = "tensorrt"  # symmetric int8, Q/DQ on weighted-op inputs, strongly typed remainder
+    CPU = "cpu"  # what ONNX Runtime's and OpenVINO's x86 kernels run
 
 
-METHODS = ("minmax", "entropy", "percentile")
+class CalibrationMethod(StrEnum):
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+class CpuActivations(StrEnum):
+    """Activation type of the cpu target."""
+
+    U8 = "u8"  # asymmetric uint8
+    S8 = "s8"  # symmetric int8
+
+
+class HighPrecision(StrEnum):
+    """Type of the unquantized remainder of a tensorrt-target INT8 model."""
+
+    FP16 = "fp16"  # as NVIDIA's ModelOpt does: a strongly typed engine runs it in FP16
+    FP32 = "fp32"
 
 
 @dataclass(frozen=True)
@@ -25,17 +49,26 @@ class AccuracyGate:
     max_miou_drop: float = 1.0  # percentage points vs float, on ground truth (labels present)
     min_agreement: float = 0.98  # agreement mIoU fraction (used without labels)
 
+    def __post_init__(self) -> None:
+        check_range(self.eval_images, "--eval-images", low=1)
+        check_range(self.min_agreement, "--min-agreement", high=1.0)
+
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """INT8 static/dynamic settings. ``target`` None picks tensorrt for int8, cpu for int8-dynamic."""
+    """INT8 static/dynamic settings. ``target`` None picks tensorrt for int8, cpu for int8-dynamic.
 
-    target: str | None = None
-    method: str = "entropy"
+    Choices may be given as their strings; they are checked and converted on construction.
+    """
+
+    precision: Precision = Precision.INT8
+    calib: str | None = None  # calibration source (int8): manifest, dataset folder or image folder
+    target: Target | None = None
+    method: CalibrationMethod = CalibrationMethod.ENTROPY
     percentile: float = 99.999
     num_images: int = 96
     seed: int = 0
-    select: str = "random"
+    select: Selection = Selection.RANDOM
     per_channel: bool = True
     data_root: str | None = None  # where a manifest's relative paths resolve
     exclude_nodes: tuple[str, ...] = ()
@@ -44,11 +77,19 @@ class QuantConfig:
     sensitivity: bool = False  # rank module groups by the agreement they recover in float
     sensitivity_images: int = 8  # held-out images per sensitivity trial
     auto_exclude: int = 0  # keep this many of the most sensitive groups in float (implies sensitivity)
-    cpu_activations: str = "u8"  # "u8" (asymmetric uint8) or "s8" (symmetric int8) for target cpu
-    # tensorrt target: type of the unquantized remainder. FP16 as NVIDIA's ModelOpt does, so a
-    # strongly typed engine runs it in FP16; "fp32" keeps it in FP32.
-    high_precision: str = "fp16"
+    cpu_activations: CpuActivations = CpuActivations.U8
+    high_precision: HighPrecision = HighPrecision.FP16
     gate: AccuracyGate = AccuracyGate()
+
+    def __post_init__(self) -> None:
+        convert_choices(self, {"precision": (Precision, "--precision"), "target": (Target, "--target"),
+                               "method": (CalibrationMethod, "--method"), "select": (Selection, "--select"),
+                               "cpu_activations": (CpuActivations, "--cpu-activations"),
+                               "high_precision": (HighPrecision, "--high-precision")})
+        check_range(self.percentile, "--percentile", low=0.0, high=100.0)
+        check_range(self.num_images, "--num-images", low=1)
+        check_range(self.sensitivity_images, "--sensitivity-images", low=1)
+        check_range(self.auto_exclude, "--auto-exclude", low=0)
 
     def replace(self, **changes: Any) -> QuantConfig:
         return dataclasses.replace(self, **changes)
@@ -80,11 +121,62 @@ class AccuracyReport:
 
 
 @dataclass(frozen=True)
+class SensitivityRow:
+    group: str
+    nodes: int
+    agreement_miou: float  # with this group left in float
+    recovered: float  # agreement_miou minus the fully quantized model's
+
+
+@dataclass(frozen=True)
+class SensitivityReport:
+    images: int
+    baseline_agreement_miou: float  # fully quantized (apart from the user's exclusions)
+    rows: tuple[SensitivityRow, ...]  # most recovered first
+    seconds: float
+    auto_excluded: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    images: int
+    digest: str
+    source: str
+    set_file: str  # the ``<out stem>.calib.json`` written beside the artifact
+    peak_rss_mb: float  # while calibrating
+
+
+@dataclass(frozen=True)
+class QuantRecord:
+    """How an artifact was quantized: its metadata's history entry and the report's recipe fields."""
+
+    target: Target
+    op_types: tuple[str, ...] = ()
+    per_channel: bool | None = None
+    weights: str | None = None  # e.g. "int8 symmetric"
+    activations: str | None = None  # static INT8 only
+    method: CalibrationMethod | None = None
+    percentile: float | None = None
+    high_precision: HighPrecision | None = None  # tensorrt-target INT8: the remainder's type
+    float_nodes: tuple[str, ...] = ()  # left in float by exclusions
+    exclude_modules: tuple[str, ...] = ()
+    auto_excluded: tuple[str, ...] = ()
+    residual_adds: int = 0
+    linear_nodes: int | None = None  # dynamic INT8: MatMul/Gemm nodes quantized
+    keep_fp32_ops: tuple[str, ...] = ()  # fp16
+    calibration: CalibrationRecord | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The set fields (None dropped), JSON-native."""
+        return {name: value for name, value in dataclasses.asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
 class QuantReport:
     output: str | None
-    precision: str
-    target: str
-    method: str | None
+    precision: Precision
+    target: Target
+    method: CalibrationMethod | None
     seconds: float
     calibration_images: int
     calibration_digest: str | None
@@ -93,7 +185,7 @@ class QuantReport:
     quantized_ops: dict[str, int]
     accuracy: AccuracyReport | None
     notes: tuple[str, ...] = ()
-    sensitivity: Any = None  # SensitivityReport when --sensitivity/--auto-exclude ran
+    sensitivity: SensitivityReport | None = None  # when --sensitivity/--auto-exclude ran
     float_nodes: tuple[str, ...] = ()  # nodes left in float by exclusions
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import onnx
 
+from segdeploy.artifact_meta import read_metadata
 from segdeploy.errors import BadInputError, CheckFailedError, require
 from segdeploy.metadata import Precision
-from segdeploy.onnx_meta import load_onnx, read_metadata
-from segdeploy.quantize.config import QuantConfig, QuantReport, Target
+from segdeploy.onnx_graph import load_onnx
+from segdeploy.quantize.config import QuantConfig, QuantRecord, QuantReport, Target
 from segdeploy.quantize.finish import finish, refuse_quantized
 
 DYNAMIC_OPS = ("MatMul", "Gemm")
@@ -55,8 +56,7 @@ def quantize_dynamic(
         ort_quantize_dynamic(source, target, op_types_to_quantize=list(DYNAMIC_OPS), per_channel=config.per_channel,
                              weight_type=QuantType.QUInt8, nodes_to_exclude=list(config.exclude_nodes))
         quantized = onnx.load(target)
-    record = {"target": Target.CPU, "op_types": list(DYNAMIC_OPS), "per_channel": config.per_channel,
-              "weights": "uint8 asymmetric", "linear_nodes": linear}
+    record = QuantRecord(target=Target.CPU, op_types=DYNAMIC_OPS, per_channel=config.per_channel,
+                         weights="uint8 asymmetric", linear_nodes=linear, float_nodes=tuple(config.exclude_nodes))
     return finish(quantized, Path(out), model, meta, precision=Precision.INT8_DYNAMIC, gate=config.gate,
-                  record=record, started=started, target=Target.CPU, method=None, calibration_images=0,
-                  calibration_digest=None, calibration_peak_rss_mb=None)
+                  record=record, started=started)

@@ -6,17 +6,16 @@ import dataclasses
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import onnx
 
 from segdeploy import __version__
+from segdeploy.artifact_meta import attach_metadata
 from segdeploy.errors import BadInputError, CheckFailedError
 from segdeploy.fileio import atomic_output
 from segdeploy.metadata import ArtifactMeta, Precision
-from segdeploy.onnx_meta import attach_metadata
 from segdeploy.quantize.accuracy import compare_models, held_out_images
-from segdeploy.quantize.config import AccuracyGate, QuantReport
+from segdeploy.quantize.config import AccuracyGate, QuantRecord, QuantReport, SensitivityReport
 
 QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
                  "ConvInteger", "QLinearConv", "QLinearMatMul")
@@ -43,12 +42,14 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
 
 def finish(
     quantized: onnx.ModelProto, out: Path, float_model: onnx.ModelProto, meta: ArtifactMeta, *,
-    precision: Precision, gate: AccuracyGate, record: dict[str, Any], started: float,
-    held_out: tuple[str, list] | None = None, **report: Any,
+    precision: Precision, gate: AccuracyGate, record: QuantRecord, started: float,
+    held_out: tuple[str, list] | None = None, notes: tuple[str, ...] = (),
+    sensitivity: SensitivityReport | None = None,
 ) -> QuantReport:
     """Check the graph, evaluate against the float model, attach metadata, write ``out`` only if the gate passes.
 
     ``held_out`` is ``held_out_images(...)``'s (description, samples); None reads them here (no calibration set).
+    ``record`` goes into the metadata's history and gives the report its recipe fields.
     """
     try:
         onnx.checker.check_model(quantized)
@@ -58,12 +59,17 @@ def finish(
     accuracy = compare_models(float_model.SerializeToString(), quantized.SerializeToString(), meta, gate,
                               description, samples)
     out_meta = meta.replace(precision=precision, created_by=f"segdeploy {__version__}")
-    out_meta = out_meta.with_record("quantize", precision=precision.value, **record,
-                                    accuracy={k: v for k, v in accuracy.__dict__.items()})
+    out_meta = out_meta.with_record("quantize", precision=precision.value, **record.to_dict(),
+                                    accuracy=dataclasses.asdict(accuracy))
     data = attach_metadata(quantized, out_meta).SerializeToString()
+    calibration = record.calibration
     result = QuantReport(
-        output=None, precision=precision.value, seconds=time.perf_counter() - started, size_bytes=len(data),
-        quantized_ops=op_counts(quantized), accuracy=accuracy, **report,
+        output=None, precision=precision, target=record.target, method=record.method,
+        seconds=time.perf_counter() - started, calibration_images=calibration.images if calibration else 0,
+        calibration_digest=calibration.digest if calibration else None,
+        calibration_peak_rss_mb=calibration.peak_rss_mb if calibration else None, size_bytes=len(data),
+        quantized_ops=op_counts(quantized), accuracy=accuracy, notes=notes, sensitivity=sensitivity,
+        float_nodes=record.float_nodes,
     )
     if not accuracy.passed:
         raise CheckFailedError(f"accuracy gate failed: {accuracy.gate}; nothing written", result)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import onnx
 
+from segdeploy.artifact_meta import read_metadata
 from segdeploy.errors import require
 from segdeploy.metadata import Precision
-from segdeploy.onnx_meta import load_onnx, read_metadata
-from segdeploy.quantize.config import Fp16Config, QuantReport, Target
+from segdeploy.onnx_graph import load_onnx
+from segdeploy.quantize.config import Fp16Config, QuantRecord, QuantReport, Target
 from segdeploy.quantize.finish import finish, refuse_quantized
 from segdeploy.quantize.graph import topologically_sorted
 
@@ -39,8 +40,7 @@ def convert_fp16(
     meta = read_metadata(model, str(onnx_path))
     refuse_quantized(model, meta, str(onnx_path))
     converted = to_fp16(model, config.keep_fp32_ops)
-    record = {"keep_fp32_ops": list(config.keep_fp32_ops), "engine": "onnxruntime.transformers.float16"}
+    record = QuantRecord(target=Target.TENSORRT, keep_fp32_ops=tuple(config.keep_fp32_ops))
     return finish(converted, Path(out), model, meta, precision=Precision.FP16, gate=config.gate, record=record,
-                  started=started, target=Target.TENSORRT, method=None, calibration_images=0,
-                  calibration_digest=None, calibration_peak_rss_mb=None,
+                  started=started,
                   notes=("FP16 runs on ONNX Runtime CPU by casting; it is meant for GPUs and TensorRT.",))

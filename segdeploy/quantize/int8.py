@@ -21,14 +21,26 @@ from pathlib import Path
 
 import onnx
 
+from segdeploy.artifact_meta import read_metadata
 from segdeploy.data.manifest import write_manifest
 from segdeploy.errors import BadInputError, require
 from segdeploy.metadata import Precision
 from segdeploy.module_paths import module_groups, nodes_in_modules, residual_adds
-from segdeploy.onnx_meta import load_onnx, opset_of, read_metadata
+from segdeploy.onnx_graph import load_onnx, opset_of
 from segdeploy.quantize.accuracy import held_out_images
 from segdeploy.quantize.calibration import calibration_method, collect_ranges, resolve_calibration
-from segdeploy.quantize.config import FRAGILE_FP16_OPS, MIN_FP16_QDQ_OPSET, QuantConfig, QuantReport, Target
+from segdeploy.quantize.config import (
+    FRAGILE_FP16_OPS,
+    MIN_FP16_QDQ_OPSET,
+    CalibrationRecord,
+    CpuActivations,
+    HighPrecision,
+    QuantConfig,
+    QuantRecord,
+    QuantReport,
+    SensitivityReport,
+    Target,
+)
 from segdeploy.quantize.finish import finish, refuse_quantized
 from segdeploy.quantize.fp16 import to_fp16
 from segdeploy.quantize.sensitivity import rank_groups
@@ -36,7 +48,7 @@ from segdeploy.quantize.sensitivity import rank_groups
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
-def manifest_path(out: Path) -> Path:
+def calibration_set_path(out: Path) -> Path:
     """Where the calibration set used for ``out`` is written: ``<out stem>.calib.json``."""
     return out.with_name(out.stem + ".calib.json")
 
@@ -49,21 +61,11 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
     (``on_group(done, total)`` reports progress) and the ``auto_exclude`` worst stay float.
     """
     require("onnxruntime", "cpu")
-    from onnxruntime.quantization import quant_pre_process
-    from onnxruntime.quantization.calibrate import save_tensors_data
-
-    target = _checked_target(config)
-    started = time.perf_counter()
-    out = Path(out)
+    started, out = time.perf_counter(), Path(out)
     model = load_onnx(onnx_path)
     meta = read_metadata(model, str(onnx_path))
     refuse_quantized(model, meta, str(onnx_path))
-    recipe = _recipe(model, config, target)
-    if recipe.fp16_remainder and opset_of(model) < MIN_FP16_QDQ_OPSET:
-        raise BadInputError(
-            f"an FP16 remainder needs Q/DQ with FP16 scales (opset >= {MIN_FP16_QDQ_OPSET}); this model is opset "
-            f"{opset_of(model)}: re-export with --opset 20 or pass --high-precision fp32"
-        )
+    recipe = _recipe(model, config)
     float_nodes = sorted(set(config.exclude_nodes) | set(nodes_in_modules(model, config.exclude_modules)
                                                           if config.exclude_modules else ()))
     calibration = resolve_calibration(calib, config.num_images, config.seed, config.select, config.data_root)
@@ -72,62 +74,53 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
     sensitivity = None
     with tempfile.TemporaryDirectory(prefix="segdeploy-int8.") as scratch:
         recipe = dataclasses.replace(recipe, scratch=Path(scratch))
-        # Symbolic shape inference cannot follow the exporter's dynamic shapes; ONNX's own
-        # shape inference and ORT's graph optimisation (Conv+BN folding) still run.
-        quant_pre_process(str(onnx_path), str(recipe.pre_path), skip_symbolic_shape=True)
-        ranges, peak_rss = collect_ranges(recipe.pre_path, calibration.files, meta, config.method,
-                                          config.percentile, recipe.symmetric, on_image)
-        save_tensors_data(ranges, recipe.ranges_path)
+        peak_rss = _calibrate(onnx_path, recipe, calibration.files, meta, config, on_image)
         if config.sensitivity or config.auto_exclude:
-            groups = recipe.groups
-            if not groups:
-                raise BadInputError("this ONNX has no module paths on its nodes; re-export it with this segdeploy "
-                                    "to use --sensitivity")
-            images = [image for image, _ in held_out[1][: config.sensitivity_images]]
-            sensitivity = rank_groups(model.SerializeToString(), recipe.build, meta, images, groups, float_nodes,
-                                      on_group)
-            worst = tuple(row.group for row in sensitivity.rows[: config.auto_exclude] if row.recovered > 0)
-            sensitivity = dataclasses.replace(sensitivity, auto_excluded=worst)
-            float_nodes = sorted(set(float_nodes).union(*(groups[group] for group in worst)))
+            sensitivity = _rank_and_exclude(model, recipe, meta, held_out, float_nodes, config, on_group)
+            float_nodes = sorted(set(float_nodes).union(*(recipe.groups[group] for group in sensitivity.auto_excluded)))
         quantized = recipe.build(float_nodes)
-    record = {
-        "target": target, "method": config.method, "percentile": config.percentile,
-        "activations": "int8 symmetric" if recipe.symmetric else "uint8 asymmetric", "weights": "int8 symmetric",
-        "per_channel": config.per_channel, "op_types": list(recipe.op_types), "float_nodes": float_nodes,
-        "exclude_modules": list(config.exclude_modules), "residual_adds": len(recipe.residual_adds),
-        "high_precision": "fp16" if recipe.fp16_remainder else "fp32",
-        "auto_excluded": list(sensitivity.auto_excluded) if sensitivity else [],
-        "calibration": {"images": len(calibration.files), "digest": calibration.manifest.digest,
-                        "source": calibration.manifest.source, "manifest": manifest_path(out).name},
-    }
-    remainder = "FP16" if recipe.fp16_remainder else "FP32"
-    why = " (TensorRT's strong typing keeps the ONNX's types)" if target == Target.TENSORRT else ""
-    notes: tuple[str, ...] = (f"Unquantized parts run in {remainder}{why}.",)
-    if target == Target.TENSORRT:
-        notes += ("Built for TensorRT: on a CPU it runs, but its FP16 parts and symmetric Q/DQ are slow there.",)
+    set_file = calibration_set_path(out)
+    record = recipe.record(config, tuple(float_nodes), sensitivity, CalibrationRecord(
+        len(calibration.files), calibration.manifest.digest, calibration.manifest.source, set_file.name,
+        round(peak_rss, 1)))
     report = finish(quantized, out, model, meta, precision=Precision.INT8, gate=config.gate, record=record,
-                    started=started, held_out=held_out, target=target, method=config.method,
-                    calibration_images=len(calibration.files), calibration_digest=calibration.manifest.digest,
-                    calibration_peak_rss_mb=round(peak_rss, 1), notes=notes, sensitivity=sensitivity,
-                    float_nodes=tuple(float_nodes))
-    write_manifest(calibration.manifest, manifest_path(out))
+                    started=started, held_out=held_out, notes=recipe.notes(), sensitivity=sensitivity)
+    write_manifest(calibration.manifest, set_file)
     return report
 
 
-def _checked_target(config: QuantConfig) -> str:
-    target = config.target or Target.TENSORRT
-    if target not in (Target.TENSORRT, Target.CPU):
-        raise BadInputError(f"unknown target {target!r}; choose tensorrt or cpu")
-    if config.high_precision not in ("fp16", "fp32"):
-        raise BadInputError(f"--high-precision must be fp16 or fp32, got {config.high_precision!r}")
-    return target
+def _calibrate(onnx_path, recipe: _Recipe, files: list, meta, config: QuantConfig, on_image) -> float:
+    """Pre-process the float model and save calibration ranges in ``recipe.scratch``; returns peak RSS (MB)."""
+    from onnxruntime.quantization import quant_pre_process
+    from onnxruntime.quantization.calibrate import save_tensors_data
+
+    # Symbolic shape inference cannot follow the exporter's dynamic shapes; ONNX's own
+    # shape inference and ORT's graph optimisation (Conv+BN folding) still run.
+    quant_pre_process(str(onnx_path), str(recipe.pre_path), skip_symbolic_shape=True)
+    ranges, peak_rss = collect_ranges(recipe.pre_path, files, meta, config.method, config.percentile,
+                                      recipe.symmetric, on_image)
+    save_tensors_data(ranges, recipe.ranges_path)
+    return peak_rss
+
+
+def _rank_and_exclude(model, recipe: _Recipe, meta, held_out, float_nodes: list[str], config: QuantConfig,
+                      on_group) -> SensitivityReport:
+    """Rank module groups with the saved ranges; the ``auto_exclude`` that recover agreement stay float."""
+    if not recipe.groups:
+        raise BadInputError("this ONNX has no module paths on its nodes; re-export it with this segdeploy "
+                            "to use --sensitivity")
+    images = [image for image, _ in held_out[1][: config.sensitivity_images]]
+    sensitivity = rank_groups(model.SerializeToString(), recipe.build, meta, images, recipe.groups, float_nodes,
+                              on_group)
+    worst = tuple(row.group for row in sensitivity.rows[: config.auto_exclude] if row.recovered > 0)
+    return dataclasses.replace(sensitivity, auto_excluded=worst)
 
 
 @dataclass(frozen=True)
 class _Recipe:
     """Everything that turns the pre-processed model and saved ranges into a QDQ model."""
 
-    target: str
+    target: Target
     symmetric: bool
     per_channel: bool
     fp16_remainder: bool
@@ -171,15 +164,40 @@ class _Recipe:
         # NVIDIA's ModelOpt does, keeping float32 I/O and the fragile ops in FP32.
         return to_fp16(quantized, FRAGILE_FP16_OPS) if self.fp16_remainder else quantized
 
+    def record(self, config: QuantConfig, float_nodes: tuple[str, ...], sensitivity: SensitivityReport | None,
+               calibration: CalibrationRecord) -> QuantRecord:
+        return QuantRecord(
+            target=self.target, op_types=self.op_types, per_channel=self.per_channel, weights="int8 symmetric",
+            activations="int8 symmetric" if self.symmetric else "uint8 asymmetric", method=config.method,
+            percentile=config.percentile, float_nodes=float_nodes, exclude_modules=config.exclude_modules,
+            high_precision=HighPrecision.FP16 if self.fp16_remainder else HighPrecision.FP32,
+            auto_excluded=sensitivity.auto_excluded if sensitivity else (), residual_adds=len(self.residual_adds),
+            calibration=calibration)
 
-def _recipe(model: onnx.ModelProto, config: QuantConfig, target: str) -> _Recipe:
+    def notes(self) -> tuple[str, ...]:
+        remainder = "FP16" if self.fp16_remainder else "FP32"
+        if self.target != Target.TENSORRT:
+            return (f"Unquantized parts run in {remainder}.",)
+        return (f"Unquantized parts run in {remainder} (TensorRT's strong typing keeps the ONNX's types).",
+                "Built for TensorRT: on a CPU it runs, but its FP16 parts and symmetric Q/DQ are slow there.")
+
+
+def _recipe(model: onnx.ModelProto, config: QuantConfig) -> _Recipe:
+    target = config.target or Target.TENSORRT
+    fp16_remainder = target == Target.TENSORRT and config.high_precision == HighPrecision.FP16
+    if fp16_remainder and opset_of(model) < MIN_FP16_QDQ_OPSET:
+        raise BadInputError(
+            f"an FP16 remainder needs Q/DQ with FP16 scales (opset >= {MIN_FP16_QDQ_OPSET}); this model is opset "
+            f"{opset_of(model)}: re-export with --opset 20 or pass --high-precision fp32"
+        )
     op_types = tuple(op for op in WEIGHTED_OPS if op not in config.exclude_ops)
     tensorrt = target == Target.TENSORRT
     groups = module_groups(model, op_types)
     adds = tuple(residual_adds(model, groups)) if tensorrt and "Add" not in config.exclude_ops else ()
     return _Recipe(
-        target=target, symmetric=tensorrt or config.cpu_activations == "s8", per_channel=config.per_channel,
-        fp16_remainder=tensorrt and config.high_precision == "fp16", method=config.method, op_types=op_types,
+        target=target, symmetric=tensorrt or config.cpu_activations == CpuActivations.S8,
+        per_channel=config.per_channel, fp16_remainder=fp16_remainder,
+        method=config.method, op_types=op_types,
         residual_adds=adds, weighted_nodes=tuple(node.name for node in model.graph.node if node.op_type in op_types),
         groups=groups,
     )

@@ -10,31 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
-from segdeploy.bench.metrics import ConfusionMatrix
 from segdeploy.metadata import ArtifactMeta
+from segdeploy.metrics import Agreement
 from segdeploy.quantize.accuracy import predict_masks
-
-
-@dataclass(frozen=True)
-class SensitivityRow:
-    group: str
-    nodes: int
-    agreement_miou: float  # with this group left in float
-    recovered: float  # agreement_miou minus the fully quantized model's
-
-
-@dataclass(frozen=True)
-class SensitivityReport:
-    images: int
-    baseline_agreement_miou: float  # fully quantized (apart from the user's exclusions)
-    rows: tuple[SensitivityRow, ...]  # most recovered first
-    seconds: float
-    auto_excluded: tuple[str, ...] = ()
+from segdeploy.quantize.config import SensitivityReport, SensitivityRow
 
 
 def rank_groups(float_model: bytes, build: Callable[[list[str]], onnx.ModelProto], meta: ArtifactMeta,
@@ -46,10 +29,10 @@ def rank_groups(float_model: bytes, build: Callable[[list[str]], onnx.ModelProto
 
     def agreement(nodes_in_float: list[str]) -> float:
         masks = predict_masks(build(nodes_in_float).SerializeToString(), meta, images)
-        matrix = ConfusionMatrix(meta.num_classes)
+        agreement = Agreement(meta.num_classes)
         for mask, expected in zip(masks, reference):
-            matrix.update(mask, expected)
-        return matrix.miou()
+            agreement.update(mask, expected)
+        return agreement.miou
 
     baseline = agreement(excluded)
     rows = []

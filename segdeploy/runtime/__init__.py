@@ -1,1 +1,1 @@
-"""Inference backends behind one contract (Polygraphy-style runners)."""
+"""Runtime: Segmenter over every backend, tiling, predict on files; the backend factory."""

@@ -1,26 +1,36 @@
-"""Which backend runs an artifact, its metadata, and the backend object for it.
+"""Which backend runs an artifact, and the backend object for it.
 
 .pt/.pth -> torch, .onnx -> onnxruntime, .xml -> openvino (IR), .engine/.trt/.plan -> tensorrt.
-Metadata: checkpoint payload, ONNX ``metadata_props``, OpenVINO ``rt_info``, engine sidecar JSON.
-Reading metadata never imports torch for a non-checkpoint artifact.
+The metadata of each format is read by ``segdeploy.artifact_meta``.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from enum import StrEnum
 
-from segdeploy.errors import BadInputError, MissingDependencyError, require
-from segdeploy.fileio import require_file
-from segdeploy.metadata import ArtifactMeta
-from segdeploy.runtime.base import Backend
+from segdeploy.artifact_meta import ArtifactFormat, artifact_format
+from segdeploy.backends.base import Backend
+from segdeploy.errors import BadInputError, MissingDependencyError, check_choice, require
 
-BACKEND_OF_SUFFIX = {".pt": "torch", ".pth": "torch", ".onnx": "onnxruntime", ".xml": "openvino",
-                     ".engine": "tensorrt", ".trt": "tensorrt", ".plan": "tensorrt"}
-BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
-DEVICES = ("auto", "cpu", "cuda")
-OPENVINO_META_PATH = ["segdeploy", "meta"]
+
+class BackendKind(StrEnum):
+    AUTO = "auto"  # by the artifact's file type
+    TORCH = "torch"
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+    TENSORRT = "tensorrt"
+
+
+class Device(StrEnum):
+    AUTO = "auto"  # CUDA where the backend has it, else the CPU
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+BACKEND_OF_FORMAT = {ArtifactFormat.CHECKPOINT: BackendKind.TORCH, ArtifactFormat.ONNX: BackendKind.ONNXRUNTIME,
+                     ArtifactFormat.OPENVINO: BackendKind.OPENVINO, ArtifactFormat.ENGINE: BackendKind.TENSORRT}
 
 
 @dataclass(frozen=True)
@@ -35,73 +45,34 @@ class BackendOptions:
     cuda_graph: bool = False  # tensorrt: capture the enqueue in a CUDA graph (static shapes)
 
 
-def backend_for(path: str | os.PathLike, backend: str = "auto") -> str:
-    """The backend name for ``path`` (by suffix) or the forced ``backend``."""
-    if backend != "auto":
-        if backend not in BACKENDS:
-            raise BadInputError(f"unknown backend {backend!r}; choose auto, {', '.join(BACKENDS)}")
-        return backend
-    suffix = Path(path).suffix.lower()
-    if suffix not in BACKEND_OF_SUFFIX:
-        raise BadInputError(f"{path}: unknown artifact type {suffix or '(no suffix)'!r}; expected one of "
-                            f"{', '.join(sorted(BACKEND_OF_SUFFIX))}")
-    return BACKEND_OF_SUFFIX[suffix]
-
-
-def read_artifact_meta(path: str | os.PathLike) -> ArtifactMeta:
-    """The segdeploy metadata carried by the artifact at ``path``."""
-    path = require_file(path, "artifact")
-    kind = backend_for(path)
-    if kind == "torch":
-        from segdeploy.models.checkpoint import load_model
-
-        return load_model(path)[1]
-    if kind == "onnxruntime":
-        from segdeploy.onnx_meta import load_onnx, read_metadata
-
-        return read_metadata(load_onnx(path, load_weights=False), str(path))
-    if kind == "openvino":
-        return _openvino_meta(path)
-    from segdeploy.build.manifest import read_manifest
-
-    return read_manifest(path).artifact_meta()
-
-
-def _openvino_meta(path: Path) -> ArtifactMeta:
-    ov = require("openvino", "openvino")
-    try:
-        model = ov.Core().read_model(str(path))
-    except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
-        raise BadInputError(f"{path} is not a readable OpenVINO IR: {str(exc).splitlines()[0][:200]}") from exc
-    if not model.has_rt_info(OPENVINO_META_PATH):
-        raise BadInputError(f"{path} has no segdeploy metadata; convert it with 'segdeploy export MODEL.onnx "
-                            "--format openvino'")
-    return ArtifactMeta.from_json(model.get_rt_info(OPENVINO_META_PATH).astype(str))
+def backend_for(path: str | os.PathLike, backend: str = BackendKind.AUTO) -> BackendKind:
+    """The backend for ``path`` (by its file type) or the forced ``backend``."""
+    backend = check_choice(BackendKind, backend, "the backend")
+    return BACKEND_OF_FORMAT[artifact_format(path)] if backend == BackendKind.AUTO else backend
 
 
 def make_backend(path: str | os.PathLike, kind: str, device: str, options: BackendOptions) -> Backend:
     """A (not yet active) backend of ``kind`` for ``path`` on ``device`` (auto, cpu or cuda)."""
-    if device not in DEVICES:
-        raise BadInputError(f"unknown device {device!r}; choose {', '.join(DEVICES)}")
+    device = check_choice(Device, device, "the device")
     if kind == "torch":
-        from segdeploy.runtime.torch_backend import TorchBackend
+        from segdeploy.backends.torch_backend import TorchBackend
 
         return TorchBackend(path, _torch_device(device), options.fp16, options.threads)
     if kind == "onnxruntime":
-        from segdeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
+        from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(path, _onnxruntime_providers(device), options.threads, options.optimize)
     if kind == "openvino":
         if device == "cuda":
             raise MissingDependencyError("the openvino backend runs on the CPU here; use --device cpu or another "
                                          "backend for CUDA")
-        from segdeploy.runtime.openvino_backend import OpenVinoBackend
+        from segdeploy.backends.openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend(path, options.precision, options.threads, options.hint)
     if device == "cpu":
         raise BadInputError("a TensorRT engine runs on an NVIDIA GPU; use --device cuda or auto")
     require("tensorrt", "tensorrt")
-    from segdeploy.runtime.tensorrt_backend import TensorRTBackend
+    from segdeploy.trt.backend import TensorRTBackend
 
     return TensorRTBackend(path, cuda_graph=options.cuda_graph)
 

@@ -14,26 +14,35 @@ import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from segdeploy.data.datasets import IMAGE_SUFFIXES, read_image
-from segdeploy.errors import BadInputError
+from segdeploy.errors import BadInputError, check_range, convert_choices
 from segdeploy.fileio import atomic_output, atomic_write_bytes
 from segdeploy.runtime.segmenter import Segmenter
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-MASK_FORMATS = ("palette", "ids")
+
+
+class MaskFormat(StrEnum):
+    PALETTE = "palette"  # palette PNG in the metadata's colours
+    IDS = "ids"  # 8-bit PNG of raw class ids
 
 
 @dataclass(frozen=True)
 class PredictConfig:
     overlay: bool = False  # also write blended images
     alpha: float = 0.5
-    mask_format: str = "palette"  # palette PNG (metadata colours) or raw class ids
+    mask_format: MaskFormat = MaskFormat.PALETTE
     frame_masks: bool = False  # videos: one mask PNG per frame as well
+
+    def __post_init__(self) -> None:
+        convert_choices(self, {"mask_format": (MaskFormat, "--mask-format")})
+        check_range(self.alpha, "--alpha", low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,6 @@ def predict_files(segmenter: Segmenter, inputs: list[str | Path], out: str | Pat
 
     ``on_frame(done, total)`` follows progress; ``total`` counts images plus the frames videos declare.
     """
-    if config.mask_format not in MASK_FORMATS:
-        raise BadInputError(f"mask format must be one of {', '.join(MASK_FORMATS)}, got {config.mask_format!r}")
     images, videos = collect_inputs(inputs)
     out = Path(out)  # created with the first result, so an input that fails at once leaves nothing
     started, written, frames = time.perf_counter(), [], 0
@@ -165,7 +172,7 @@ def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig,
 
 def _write_mask(target: Path, mask: np.ndarray, segmenter: Segmenter, mask_format: str) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
-    if mask_format == "ids":
+    if mask_format == MaskFormat.IDS:
         return _write_encoded(target, mask)
     from PIL import Image
 

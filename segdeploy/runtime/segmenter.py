@@ -20,11 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segdeploy.data.datasets import to_bgr_uint8
-from segdeploy.data.preprocess import Placement, postprocess, prepare, resize_logits
+from segdeploy.artifact_meta import read_artifact_meta
+from segdeploy.data.preprocess import Placement, postprocess, prepare, resize_logits, to_bgr_uint8
 from segdeploy.errors import BadInputError, UsageError
 from segdeploy.metadata import OutputKind
-from segdeploy.runtime.artifacts import BackendOptions, backend_for, make_backend, read_artifact_meta
+from segdeploy.runtime.artifacts import BackendOptions, backend_for, make_backend
 from segdeploy.runtime.tiling import tiled_mask
 from segdeploy.sizes import parse_hw
 

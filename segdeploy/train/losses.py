@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("ce", "dice", "focal", "ce+dice")
+from segdeploy.train.config import Loss
 
 
 def class_weights_from_counts(counts: np.ndarray) -> torch.Tensor:
@@ -37,19 +37,15 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, we
     return focal[valid].mean() if valid.any() else logits.sum() * 0
 
 
-def segmentation_loss(name: str, logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+def segmentation_loss(name: Loss, logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
                       weight: torch.Tensor | None = None) -> torch.Tensor:
     """The named loss for logits (N, C, H, W) and targets (N, H, W) int64."""
-    if name == "ce":
-        return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
-    if name == "dice":
+    if name == Loss.DICE:
         return dice_loss(logits, target, ignore_index)
-    if name == "focal":
+    if name == Loss.FOCAL:
         return focal_loss(logits, target, ignore_index, weight)
-    if name == "ce+dice":
-        return (F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
-                + dice_loss(logits, target, ignore_index))
-    raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+    cross_entropy = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
+    return cross_entropy + dice_loss(logits, target, ignore_index) if name == Loss.CE_DICE else cross_entropy
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, ignore_index: int,

@@ -11,68 +11,27 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from segdeploy.bench.metrics import ConfusionMatrix
+from segdeploy.artifact_meta import read_checkpoint
 from segdeploy.data.datasets import SegDataset, open_dataset
 from segdeploy.data.preprocess import normalize, postprocess, preprocess
-from segdeploy.errors import BadInputError, UsageError
+from segdeploy.errors import BadInputError
 from segdeploy.fileio import require_file, sha256_file
 from segdeploy.metadata import ArtifactMeta, Preprocess, new_meta
-from segdeploy.models.checkpoint import load_model, load_state_checked, read_checkpoint, save_checkpoint
+from segdeploy.metrics import ConfusionMatrix
+from segdeploy.models.checkpoint import load_model, load_state_checked, save_checkpoint
 from segdeploy.models.registry import create_model, model_config
 from segdeploy.train.augment import augment
-from segdeploy.train.losses import LOSSES, class_weights_from_counts, distillation_loss, segmentation_loss
+from segdeploy.train.config import EpochResult, Schedule, StepEvent, TrainConfig, TrainEvent, TrainReport
+from segdeploy.train.losses import class_weights_from_counts, distillation_loss, segmentation_loss
 
 IGNORE = 255  # internal ignore label during training (dataset labels are remapped to it)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data: str
-    arch: str
-    output: str
-    input_size: tuple[int, int] = (240, 320)  # training crop size, also the eval size recorded
-    epochs: int = 40
-    batch: int = 4
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 1.0
-    schedule: str = "poly"  # or "cosine"
-    loss: str = "ce"
-    class_weights: bool = True
-    split: str = "train"
-    val_split: str | None = "val"
-    workers: int = 0
-    seed: int = 0
-    threads: int | None = None
-    device: str = "cpu"
-    resume: str | None = None
-    max_steps_per_epoch: int | None = None  # for quick runs and tests
-    teacher: str | None = None  # checkpoint whose softened logits the student also learns from
-    kd_weight: float = 0.5  # loss = segmentation loss + kd_weight * distillation loss
-    kd_temperature: float = 2.0
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    epoch: int
-    loss: float
-    val_miou: float | None
-    seconds: float
-
-
-@dataclass(frozen=True)
-class TrainReport:
-    output: str
-    best_miou: float | None
-    best_epoch: int
-    epochs: tuple[EpochResult, ...]
-    seconds: float
 
 
 class _TrainSet(torch.utils.data.Dataset):
@@ -118,7 +77,7 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int, steps_per_ep
     if step < warmup:
         return config.lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, total_steps - warmup)
-    if config.schedule == "cosine":
+    if config.schedule == Schedule.COSINE:
         return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
     return config.lr * (1 - progress) ** 0.9
 
@@ -173,82 +132,102 @@ def load_teacher(config: TrainConfig, train_set: SegDataset, student_meta: Artif
     return teacher
 
 
-def _validate_config(config: TrainConfig) -> None:
-    if config.loss not in LOSSES:
-        raise BadInputError(f"unknown loss {config.loss!r}; choose from {', '.join(LOSSES)}")
-    if config.epochs < 1 or config.batch < 1:
-        raise BadInputError("--epochs and --batch must be >= 1")
-    if min(config.input_size) < 1:
-        raise BadInputError("--input-size must be positive")
-    if config.kd_temperature <= 0 or config.kd_weight < 0:
-        raise UsageError("--kd-temperature must be > 0 and --kd-weight >= 0")
+@dataclass
+class _Run:
+    """Everything one training run holds between epochs."""
+
+    model: torch.nn.Module
+    meta: ArtifactMeta
+    optimizer: torch.optim.Optimizer
+    objective: Objective
+    data: _TrainSet
+    loader: torch.utils.data.DataLoader
+    val_set: SegDataset | None
+    steps_per_epoch: int
+    state: dict[str, Any]
 
 
-def train(config: TrainConfig, on_step: Callable[[dict[str, Any]], None] | None = None) -> TrainReport:
-    """Train ``config.arch`` on ``config.data``; writes the best checkpoint to ``config.output``."""
-    _validate_config(config)
+def train(config: TrainConfig, on_step: Callable[[TrainEvent], None] | None = None) -> TrainReport:
+    """Train ``config.arch`` on ``config.data``; writes the best checkpoint to ``config.output``.
+
+    Resumes from ``config.resume``; keeps ``<output stem>.last.pt`` (with optimizer state) after
+    every epoch and the best epoch (val mIoU, else training loss) at ``config.output``.
+    """
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    run = _prepare(config)
+    started = time.perf_counter()
+    for epoch in range(run.state["epoch"], config.epochs):
+        result = _train_epoch(run, config, epoch, on_step or (lambda event: None))
+        if on_step:
+            on_step(result)
+        _finish_epoch(run, config, result)
+    return TrainReport(config.output, run.state["best_score"] if run.val_set else None, run.state["best_epoch"],
+                       tuple(EpochResult(**h) for h in run.state["history"]), time.perf_counter() - started)
+
+
+def _prepare(config: TrainConfig) -> _Run:
+    """Datasets, model, metadata, optimizer, objective and loader; the state of a resumed run."""
     train_set = open_dataset(config.data, config.split)
     if not train_set.has_masks:
         raise BadInputError(f"{config.data} split {config.split} has images without masks")
     val_set = open_dataset(config.data, config.val_split) if config.val_split else None
-    pre = Preprocess(eval_size=tuple(config.input_size))
     arch_config = model_config(config.arch, num_classes=train_set.num_classes)
     model = create_model(config.arch, **arch_config).to(config.device)
+    pre = Preprocess(eval_size=tuple(config.input_size), divisor=model.size_divisor)
     meta = new_meta(config.arch, arch_config, train_set.num_classes, class_names=train_set.class_names,
-                    palette=train_set.palette or None, preprocess=dataclasses.replace(pre, divisor=model.size_divisor))
-    meta = meta.replace(ignore_index=train_set.ignore_index)
+                    palette=train_set.palette or None, preprocess=pre).replace(ignore_index=train_set.ignore_index)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     weights = class_weights_from_counts(label_counts(train_set)).to(config.device) if config.class_weights else None
     objective = Objective(config, weights, load_teacher(config, train_set, meta) if config.teacher else None)
     if config.teacher:
         meta = meta.with_record("distill", teacher=config.teacher, teacher_sha256=sha256_file(config.teacher),
                                 kd_weight=config.kd_weight, kd_temperature=config.kd_temperature)
-    state = {"epoch": 0, "best_score": float("-inf"), "best_epoch": 0, "history": []}
-    if config.resume:
-        state = _resume(config, model, optimizer)
+    state = _resume(config, model, optimizer) if config.resume else {
+        "epoch": 0, "best_score": float("-inf"), "best_epoch": 0, "history": []}
     data = _TrainSet(train_set, tuple(config.input_size), meta.preprocess, config.seed)
     loader = torch.utils.data.DataLoader(
         data, batch_size=config.batch, shuffle=True, drop_last=True, num_workers=config.workers,
         generator=torch.Generator().manual_seed(config.seed),
     )
-    steps_per_epoch = min(len(loader), config.max_steps_per_epoch or len(loader))
-    total_steps = steps_per_epoch * config.epochs
-    started = time.perf_counter()
-    for epoch in range(state["epoch"], config.epochs):
-        data.epoch = epoch
-        epoch_start, losses = time.perf_counter(), []
-        model.train()
-        for step, (images, targets) in enumerate(loader):
-            if step >= steps_per_epoch:
-                break
-            global_step = epoch * steps_per_epoch + step
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, global_step, total_steps, steps_per_epoch)
-            loss = objective(model, images.to(config.device), targets.to(config.device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            if on_step:
-                on_step({"epoch": epoch, "step": step, "steps": steps_per_epoch, "loss": losses[-1]})
-        miou = evaluate(model, val_set, meta.preprocess, config.device).miou() if val_set else None
-        result = EpochResult(epoch + 1, float(np.mean(losses)), miou, time.perf_counter() - epoch_start)
-        state["history"].append(dataclasses.asdict(result))
-        if on_step:
-            on_step({"epoch_done": result})
-        # Best by val mIoU; without a val split, by training loss.
-        score = miou if miou is not None else -result.loss
-        if score > state["best_score"]:
-            state["best_score"], state["best_epoch"] = score, epoch + 1
-            _save_best(model, meta, config, state)
-        state["epoch"] = epoch + 1
-        save_checkpoint(model, _last_path(config.output), meta, optimizer=optimizer.state_dict(),
-                        train_state=_plain_state(state), train_config=_plain_config(config))
-    return TrainReport(config.output, state["best_score"] if val_set else None, state["best_epoch"],
-                       tuple(EpochResult(**h) for h in state["history"]), time.perf_counter() - started)
+    steps = min(len(loader), config.max_steps_per_epoch or len(loader))
+    return _Run(model, meta, optimizer, objective, data, loader, val_set, steps, state)
+
+
+def _train_epoch(run: _Run, config: TrainConfig, epoch: int, on_step: Callable[[TrainEvent], None]) -> EpochResult:
+    """One epoch of optimizer steps, then the val mIoU."""
+    run.data.epoch = epoch
+    started, losses = time.perf_counter(), []
+    run.model.train()
+    total_steps = run.steps_per_epoch * config.epochs
+    for step, (images, targets) in enumerate(run.loader):
+        if step >= run.steps_per_epoch:
+            break
+        for group in run.optimizer.param_groups:
+            group["lr"] = learning_rate(config, epoch * run.steps_per_epoch + step, total_steps, run.steps_per_epoch)
+        loss = run.objective(run.model, images.to(config.device), targets.to(config.device))
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        losses.append(loss.item())
+        on_step(StepEvent(epoch, step, run.steps_per_epoch, losses[-1]))
+    miou = evaluate(run.model, run.val_set, run.meta.preprocess, config.device).miou() if run.val_set else None
+    return EpochResult(epoch + 1, float(np.mean(losses)), miou, time.perf_counter() - started)
+
+
+def _finish_epoch(run: _Run, config: TrainConfig, result: EpochResult) -> None:
+    """Record the epoch, keep the best checkpoint and write the resumable last one."""
+    state = run.state
+    state["history"].append(dataclasses.asdict(result))
+    # Best by val mIoU; without a val split, by training loss.
+    score = result.val_miou if result.val_miou is not None else -result.loss
+    if score > state["best_score"]:
+        state["best_score"], state["best_epoch"] = score, result.epoch
+        _save_best(run.model, run.meta, config, state)
+    state["epoch"] = result.epoch
+    save_checkpoint(run.model, _last_path(config.output), run.meta, optimizer=run.optimizer.state_dict(),
+                    train_state=_plain_state(state), train_config=_plain_config(config))
 
 
 def _last_path(output: str) -> Path:
@@ -262,7 +241,8 @@ def _plain_state(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain_config(config: TrainConfig) -> dict[str, Any]:
-    return {key: (list(value) if isinstance(value, tuple) else value)
+    """The config as plain types: checkpoints are read with weights_only, which refuses Enum objects."""
+    return {key: (list(value) if isinstance(value, tuple) else value.value if isinstance(value, Enum) else value)
             for key, value in dataclasses.asdict(config).items()}
 
 

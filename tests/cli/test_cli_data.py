@@ -28,7 +28,7 @@ def test_train_runs_and_reports(root, tmp_path):
     [
         (["--split", "nope"], "split 'nope' not found"),
         (["--input-size", "0x4"], "positive"),
-        (["--epochs", "0"], "--epochs and --batch must be >= 1"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
     ],
 )
 def test_train_bad_input(root, tmp_path, args, fragment):

@@ -9,7 +9,6 @@ from segdeploy.data.preprocess import (
     postprocess,
     prepare,
     preprocess,
-    preprocess_batch,
 )
 from segdeploy.errors import BadInputError, CheckFailedError
 from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy, TensorIO
@@ -68,15 +67,6 @@ def test_gray_and_rgba_are_converted_other_dtypes_refused():
         preprocess(np.zeros((10, 12, 3), np.float32), pre)
 
 
-def test_batches_need_one_input_size():
-    stretch = Preprocess(eval_size=(16, 16))
-    batch, placements = preprocess_batch([np.zeros((10, 12, 3), np.uint8), np.zeros((30, 7, 3), np.uint8)], stretch)
-    assert batch.shape == (2, 3, 16, 16) and placements[1].original_size == (30, 7)
-    keep = Preprocess(resize_policy=ResizePolicy.KEEP, divisor=8)
-    with pytest.raises(ValueError, match="one by one"):
-        preprocess_batch([np.zeros((10, 12, 3), np.uint8), np.zeros((30, 7, 3), np.uint8)], keep)
-
-
 @settings(max_examples=40, deadline=None)
 @given(height=st.integers(1, 300), width=st.integers(1, 300), policy=st.sampled_from(list(ResizePolicy)),
        eval_h=st.integers(8, 64), eval_w=st.integers(8, 64), divisor=st.sampled_from([1, 8, 32]))
@@ -122,15 +112,6 @@ def test_prepare_and_postprocess_any_image(shape, policy, io, classes, seed):
 def test_non_uint8_images_are_refused(dtype, side):
     with pytest.raises(BadInputError, match="8-bit"):
         preprocess(np.zeros((side, side, 3), dtype), Preprocess())
-
-
-@settings(max_examples=25, deadline=None)
-@given(count=st.integers(1, 6), sizes=st.lists(st.tuples(st.integers(1, 90), st.integers(1, 90)), min_size=6,
-                                                max_size=6))
-def test_stretch_batches_of_any_size_mix(count, sizes):
-    images = [np.zeros((h, w, 3), np.uint8) for h, w in sizes[:count]]
-    batch, placements = preprocess_batch(images, Preprocess(eval_size=(32, 48)))
-    assert batch.shape == (count, 3, 32, 48) and [p.original_size for p in placements] == sizes[:count]
 
 
 def test_nan_logits_fail_instead_of_class_zero():

@@ -8,14 +8,15 @@ import onnx
 import pytest
 import torch
 
+from segdeploy.artifact_meta import read_metadata
+from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from segdeploy.data.preprocess import normalize
 from segdeploy.data.synthetic import make_scenes
 from segdeploy.errors import BadInputError, CheckFailedError
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
 from segdeploy.metadata import OutputKind
-from segdeploy.onnx_meta import load_onnx, read_metadata
-from segdeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from segdeploy.onnx_graph import load_onnx
 
 SHAPES = [(1, 360, 480), (1, 100, 130), (2, 100, 130), (2, 64, 96), (3, 37, 45)]
 

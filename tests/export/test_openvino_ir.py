@@ -2,9 +2,9 @@
 
 import pytest
 
+from segdeploy.artifact_meta import read_artifact_meta
 from segdeploy.errors import BadInputError
 from segdeploy.export.openvino_ir import OpenVinoConfig, export_openvino
-from segdeploy.runtime.artifacts import read_artifact_meta
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
+from segdeploy.artifact_meta import read_checkpoint
 from segdeploy.errors import BadInputError
 from segdeploy.models import create_model
-from segdeploy.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from segdeploy.models.checkpoint import load_model, save_checkpoint
 from tests.bad_files import BAD_CHECKPOINT_KINDS, SIDE_EFFECT_FILE, write_bad_checkpoint
 
 

@@ -8,13 +8,14 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from segdeploy.artifact_meta import read_metadata
 from segdeploy.errors import BadInputError, CheckFailedError
 from segdeploy.metadata import Precision
-from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.onnx_graph import load_onnx
 from segdeploy.quantize.config import AccuracyGate, QuantConfig
 from segdeploy.quantize.dynamic import quantize_dynamic
 from segdeploy.quantize.fp16 import convert_fp16
-from segdeploy.quantize.int8 import manifest_path, quantize_int8
+from segdeploy.quantize.int8 import calibration_set_path, quantize_int8
 
 CONFIG = QuantConfig(num_images=12, gate=AccuracyGate(min_agreement=0.0, max_miou_drop=100.0))
 
@@ -72,7 +73,7 @@ def test_tensorrt_qdq_structure(int8_models):
 @pytest.mark.parametrize("target, optimized", [("tensorrt", False), ("cpu", True)])
 def test_fp16_scale_qdq_runs_without_graph_optimisation(int8_models, target, optimized):
     # ONNX Runtime's optimiser miscomputes Q/DQ with FP16 scales; the backend must notice them.
-    from segdeploy.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     with OnnxRuntimeBackend(int8_models[target].output) as backend:
         assert backend.optimized is optimized
@@ -89,10 +90,10 @@ def test_manifest_is_written_and_reproducible(int8_models, unet_fp32, scenes, tm
     first = int8_models["cpu"]
     again = quantize_int8(unet_fp32, tmp_path / "again.onnx", str(scenes), CONFIG.replace(target="cpu"))
     assert again.calibration_digest == first.calibration_digest
-    written = json.loads(manifest_path(tmp_path / "again.onnx").read_text())
+    written = json.loads(calibration_set_path(tmp_path / "again.onnx").read_text())
     assert written["digest"] == first.calibration_digest and len(written["images"]) == 12
     # the manifest works as a calibration source and gives the same set
-    from_manifest = quantize_int8(unet_fp32, tmp_path / "m.onnx", str(manifest_path(tmp_path / "again.onnx")),
+    from_manifest = quantize_int8(unet_fp32, tmp_path / "m.onnx", str(calibration_set_path(tmp_path / "again.onnx")),
                                   CONFIG.replace(target="cpu"))
     assert from_manifest.calibration_digest == first.calibration_digest
 
@@ -143,7 +144,8 @@ def test_already_quantized_and_bad_sources(int8_models, unet_fp32, tmp_path):
 
 _PEAK_SCRIPT = """
 import sys
-from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.onnx_graph import load_onnx
+from segdeploy.artifact_meta import read_metadata
 from segdeploy.quantize.calibration import collect_ranges
 from pathlib import Path
 files = tuple(sorted(Path(sys.argv[2]).glob('*.png')))[: int(sys.argv[3])]

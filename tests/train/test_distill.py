@@ -97,4 +97,4 @@ def test_teacher_errors(trained_checkpoint, scenes, tmp_path):
         train(TrainConfig(teacher="missing_teacher", **common))
     result = CliRunner().invoke(app, ["train", "--data", str(scenes), "--arch", "unet_tiny", "--teacher",
                                       str(tmp_path / "three.pt"), "--kd-temperature", "0"])
-    assert result.exit_code == 2 and "kd-temperature" in result.stderr
+    assert result.exit_code == 3 and "kd-temperature" in result.stderr  # parses, but invalid: bad input

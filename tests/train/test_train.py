@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from segdeploy.artifact_meta import read_checkpoint
 from segdeploy.data.synthetic import write_synthetic_dataset
 from segdeploy.errors import BadInputError
-from segdeploy.models.checkpoint import load_model, read_checkpoint
+from segdeploy.models.checkpoint import load_model
 from segdeploy.train.losses import class_weights_from_counts, dice_loss, segmentation_loss
 from segdeploy.train.trainer import IGNORE, TrainConfig, learning_rate, train
 
@@ -47,7 +48,7 @@ def test_resume_from_another_architecture_is_refused(synthetic_root, tmp_path):
 
 
 def test_bad_training_options(synthetic_root, tmp_path):
-    with pytest.raises(BadInputError, match="unknown loss"):
+    with pytest.raises(BadInputError, match=r"--loss must be one of ce, dice, focal, ce\+dice"):
         train(_config(synthetic_root, tmp_path / "m.pt", loss="hinge"))
     with pytest.raises(BadInputError, match="split 'nope' not found"):
         train(_config(synthetic_root, tmp_path / "m.pt", split="nope"))

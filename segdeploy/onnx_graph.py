@@ -1,4 +1,4 @@
-"""Read and write segdeploy metadata in ONNX ``metadata_props`` (torch-free)."""
+"""Loading ONNX files and the few graph facts several stages ask (torch-free)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,6 @@ import onnx
 
 from segdeploy.errors import BadInputError
 from segdeploy.fileio import require_file
-from segdeploy.metadata import ONNX_METADATA_KEY, ArtifactMeta
-
-
-def attach_metadata(model: onnx.ModelProto, meta: ArtifactMeta) -> onnx.ModelProto:
-    """Set (replace) the segdeploy entry in ``model.metadata_props``; returns ``model``."""
-    kept = [prop for prop in model.metadata_props if prop.key != ONNX_METADATA_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    model.metadata_props.add(key=ONNX_METADATA_KEY, value=meta.to_json())
-    return model
-
-
-def read_metadata(model: onnx.ModelProto, origin: str = "model") -> ArtifactMeta:
-    """The segdeploy metadata of ``model``; BadInputError if absent or invalid."""
-    for prop in model.metadata_props:
-        if prop.key == ONNX_METADATA_KEY:
-            return ArtifactMeta.from_json(prop.value)
-    raise BadInputError(
-        f"{origin} has no segdeploy metadata; export it with 'segdeploy export' "
-        "or pass the preprocessing options (--input-size, --mean, --std) explicitly"
-    )
 
 
 def load_onnx(path: str | os.PathLike, load_weights: bool = True) -> onnx.ModelProto:

@@ -48,11 +48,27 @@ class ConfusionMatrix:
         return float(np.trace(self.matrix) / total) if total else float("nan")
 
 
-def agreement(prediction: np.ndarray, other: np.ndarray, labels: np.ndarray | None = None,
-              ignore_index: int | None = None) -> float:
-    """Fraction of pixels where two predictions agree: on non-ignored pixels when labels exist."""
-    same = prediction == other
-    if labels is not None and ignore_index is not None:
-        keep = labels != ignore_index
-        return float(same[keep].mean()) if keep.any() else float("nan")
-    return float(same.mean())
+class Agreement:
+    """How far predictions agree with a reference's, over many images: a confusion matrix with the
+    reference taken as truth. ``pixel`` is the fraction of equal pixels, ``miou`` the agreement mIoU;
+    pixels whose ground-truth label is ``ignore_index`` never count (when labels are given)."""
+
+    def __init__(self, num_classes: int, ignore_index: int | None = None) -> None:
+        self.ignore_index = ignore_index
+        self.matrix = ConfusionMatrix(num_classes)
+
+    def update(self, prediction: np.ndarray, reference: np.ndarray, labels: np.ndarray | None = None) -> float:
+        """Add one image; returns its pixel agreement (NaN when every pixel is ignored)."""
+        if labels is not None and self.ignore_index is not None:
+            reference = np.where(labels != self.ignore_index, reference, -1)  # negative ids never count
+        image = ConfusionMatrix(self.matrix.num_classes).update(prediction, reference)
+        self.matrix.matrix += image.matrix
+        return image.pixel_accuracy()
+
+    @property
+    def pixel(self) -> float:
+        return self.matrix.pixel_accuracy()
+
+    @property
+    def miou(self) -> float:
+        return self.matrix.miou()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from segdeploy.build.engine import BuildConfig, plan_build
-from segdeploy.build.manifest import (
+from segdeploy.cli.app import app
+from segdeploy.engine_manifest import (
     EngineManifest,
     Environment,
     check_plan_hash,
@@ -16,11 +16,11 @@ from segdeploy.build.manifest import (
     read_manifest,
     write_manifest,
 )
-from segdeploy.build.shapes import Profile, default_profile, parse_shape, validate_profile
-from segdeploy.cli.app import app
 from segdeploy.errors import BadInputError
 from segdeploy.fileio import sha256_file
 from segdeploy.metadata import ResizePolicy, new_meta
+from segdeploy.trt.builder import BuildConfig, plan_build
+from segdeploy.trt.profiles import Profile, default_profile, parse_shape, validate_profile
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 H100 = Environment("11.4.0.106", "13.0", "NVIDIA H100", (9, 0), "linux", "x86_64")
@@ -126,11 +126,11 @@ def test_build_without_tensorrt_is_exit_4_after_input_checks(unet_export, tmp_pa
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_engine_agrees_with_onnxruntime(precision, artifacts, scenes, tmp_path):
     """On a machine with TensorRT and a GPU: tiny U-Net engines from fp32, fp16 and int8 ONNX."""
-    from segdeploy.build.engine import build_engine
     from segdeploy.quantize.config import AccuracyGate, Fp16Config, QuantConfig
     from segdeploy.quantize.fp16 import convert_fp16
     from segdeploy.quantize.int8 import quantize_int8
     from segdeploy.runtime.segmenter import Segmenter
+    from segdeploy.trt.builder import build_engine
 
     source = artifacts["onnxruntime"]
     onnx_path = tmp_path / f"{precision}.onnx"

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import onnx
 
-from segdeploy.build.manifest import HARDWARE_LEVELS, EngineManifest, Environment, write_manifest
-from segdeploy.build.shapes import Profile, default_profile, parse_shape, validate_profile
-from segdeploy.errors import BadInputError, CheckFailedError, require
+from segdeploy.artifact_meta import ArtifactFormat, artifact_format, read_metadata
+from segdeploy.engine_manifest import EngineManifest, Environment, HardwareCompat, write_manifest
+from segdeploy.errors import BadInputError, CheckFailedError, check_range, convert_choices, require
 from segdeploy.fileio import atomic_output, atomic_write_bytes, sha256_bytes, sha256_file
 from segdeploy.metadata import ArtifactMeta
-from segdeploy.onnx_meta import load_onnx, read_metadata
+from segdeploy.onnx_graph import load_onnx
+from segdeploy.trt.profiles import Profile, default_profile, parse_shape, validate_profile
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,15 @@ class BuildConfig:
     workspace_mib: int | None = None  # memory pool limit; None: TensorRT's default (all device memory)
     timing_cache: str | None = None  # loaded if present, saved after the build
     opt_level: int | None = None  # builder_optimization_level 0-5 (TensorRT default 3)
-    hardware_compat: str = "none"  # none | ampere_plus | same_compute_capability
+    hardware_compat: HardwareCompat = HardwareCompat.NONE
     version_compatible: bool = False
+
+    def __post_init__(self) -> None:
+        convert_choices(self, {"hardware_compat": (HardwareCompat, "--hardware-compat")})
+        if self.opt_level is not None:
+            check_range(self.opt_level, "--opt-level", low=0, high=5)
+        if self.workspace_mib is not None:
+            check_range(self.workspace_mib, "--workspace (MiB)", low=1)
 
 
 @dataclass(frozen=True)
@@ -56,12 +64,6 @@ def plan_build(onnx_path: str | os.PathLike, config: BuildConfig) -> tuple[onnx.
     """Everything checked without TensorRT: readable ONNX, segdeploy metadata, a valid profile."""
     model = load_onnx(onnx_path, load_weights=False)
     meta = read_metadata(model, str(onnx_path))
-    if config.hardware_compat not in HARDWARE_LEVELS:
-        raise BadInputError(f"--hardware-compat must be one of {', '.join(HARDWARE_LEVELS)}")
-    if config.opt_level is not None and not 0 <= config.opt_level <= 5:
-        raise BadInputError(f"--opt-level must be 0-5, got {config.opt_level}")
-    if config.workspace_mib is not None and config.workspace_mib <= 0:
-        raise BadInputError(f"--workspace must be positive (MiB), got {config.workspace_mib}")
     static = _static_input_shape(model, meta)
     profile = default_profile(meta, static)
     chosen = [parse_shape(text, meta.io.input_name) if text else default for text, default in
@@ -83,9 +85,11 @@ def _static_input_shape(model: onnx.ModelProto, meta: ArtifactMeta) -> tuple[int
 def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, config: BuildConfig = BuildConfig(),
                  log=None) -> BuildReport:
     """Build ``out`` (the plan) and ``out.json`` (its manifest); ``log(line)`` hears TensorRT's messages."""
+    if artifact_format(out) != ArtifactFormat.ENGINE:  # what Segmenter and bench will recognise as an engine
+        raise BadInputError(f"engine files end in .engine, .trt or .plan, got {Path(out).name}")
     _, meta, profile = plan_build(onnx_path, config)
     trt = require("tensorrt", "tensorrt")
-    from segdeploy.runtime.cuda_memory import cuda_api
+    from segdeploy.cuda import cuda_api
 
     started = time.perf_counter()
     out = Path(out)
@@ -130,10 +134,9 @@ def _builder_config(trt, builder, config: BuildConfig, profile: Profile):
         builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mib << 20)
     if config.opt_level is not None:
         builder_config.builder_optimization_level = config.opt_level
-    if config.hardware_compat != "none":
-        level = {"ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}
+    if config.hardware_compat != HardwareCompat.NONE:  # TensorRT's member names are ours in upper case
         builder_config.hardware_compatibility_level = getattr(trt.HardwareCompatibilityLevel,
-                                                              level[config.hardware_compat])
+                                                              config.hardware_compat.name)
     if config.version_compatible:
         builder_config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     optimization_profile = builder.create_optimization_profile()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from segdeploy.errors import BadInputError
@@ -18,7 +19,14 @@ from segdeploy.metadata import ArtifactMeta
 
 MANIFEST_FORMAT = "segdeploy-engine-manifest"
 MANIFEST_VERSION = 1
-HARDWARE_LEVELS = ("none", "ampere_plus", "same_compute_capability")
+
+
+class HardwareCompat(StrEnum):
+    """Which GPUs a plan may run on besides the one it was built for (TensorRT's HardwareCompatibilityLevel)."""
+
+    NONE = "none"
+    AMPERE_PLUS = "ampere_plus"
+    SAME_COMPUTE_CAPABILITY = "same_compute_capability"
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ class EngineManifest:
     plan_sha256: str
     build_seconds: float
     version_compatible: bool
-    hardware_compatibility: str  # one of HARDWARE_LEVELS
+    hardware_compatibility: str  # a HardwareCompat value
 
     def artifact_meta(self) -> ArtifactMeta:
         return ArtifactMeta.from_dict(self.meta)
@@ -113,7 +121,7 @@ def _version_ok(manifest: EngineManifest, built: str, current: str) -> bool:
 
 
 def _hardware_ok(level: str, built: tuple[int, int], current: tuple[int, int]) -> bool:
-    if level == "ampere_plus":
+    if level == HardwareCompat.AMPERE_PLUS:
         return current >= (8, 0)
     return built == current  # "none" and "same_compute_capability"
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import ArtifactMeta
+from segdeploy.sizes import round_up
 
 _SHAPE = re.compile(r"^(?:(?P<name>[^:]+):)?(?P<dims>\d+(?:x\d+){3})$")
 DEFAULT_MAX_BATCH = 4
@@ -23,9 +24,6 @@ class Profile:
     min: tuple[int, ...]
     opt: tuple[int, ...]
     max: tuple[int, ...]
-
-    def contains(self, shape: tuple[int, ...]) -> bool:
-        return len(shape) == len(self.min) and all(lo <= d <= hi for lo, d, hi in zip(self.min, shape, self.max))
 
     def describe(self) -> str:
         return f"{self.input_name}: min {_fmt(self.min)}, opt {_fmt(self.opt)}, max {_fmt(self.max)}"
@@ -60,7 +58,7 @@ def default_profile(meta: ArtifactMeta, static_shape: tuple[int, ...] | None) ->
     height, width = meta.preprocess.eval_size
     divisor = meta.preprocess.divisor
     smallest = (max(divisor, _down(height // 2, divisor)), max(divisor, _down(width // 2, divisor)))
-    largest = (_up(height * 2, divisor), _up(width * 2, divisor))
+    largest = (round_up(height * 2, divisor), round_up(width * 2, divisor))
     return Profile(name, _layout(meta, 1, smallest), _layout(meta, 1, (height, width)),
                    _layout(meta, DEFAULT_MAX_BATCH, largest))
 
@@ -71,10 +69,6 @@ def _layout(meta: ArtifactMeta, batch: int, size: tuple[int, int]) -> tuple[int,
 
 def _down(value: int, divisor: int) -> int:
     return value // divisor * divisor
-
-
-def _up(value: int, divisor: int) -> int:
-    return -(-value // divisor) * divisor
 
 
 def validate_profile(profile: Profile, meta: ArtifactMeta, static_shape: tuple[int, ...] | None) -> None:

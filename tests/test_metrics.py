@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from segdeploy.bench.metrics import ConfusionMatrix, agreement
+from segdeploy.metrics import Agreement, ConfusionMatrix
 
 
 def test_hand_computed_case():
@@ -54,5 +54,16 @@ def test_matches_an_independent_slow_implementation(reference, seed):
 
 def test_agreement_on_labelled_and_unlabelled_pixels():
     a, b = np.array([0, 1, 2, 3]), np.array([0, 1, 0, 0])
-    assert agreement(a, b) == 0.5
-    assert agreement(a, b, labels=np.array([0, 1, 2, 255]), ignore_index=255) == pytest.approx(2 / 3)
+    assert Agreement(4).update(a, b) == 0.5
+    labelled = Agreement(4, ignore_index=255)
+    assert labelled.update(a, b, labels=np.array([0, 1, 2, 255])) == pytest.approx(2 / 3)
+    assert np.isnan(labelled.update(a, b, labels=np.full(4, 255)))  # every pixel ignored: no verdict
+
+
+def test_agreement_accumulates_over_images():
+    agreement = Agreement(3)
+    agreement.update(np.array([0, 1]), np.array([0, 1]))
+    agreement.update(np.array([2, 2]), np.array([2, 0]))
+    assert agreement.pixel == pytest.approx(3 / 4)
+    # reference as truth: class 0 IoU 1/2, class 1 1, class 2 1/2
+    assert agreement.miou == pytest.approx((0.5 + 1 + 0.5) / 3)

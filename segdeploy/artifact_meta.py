@@ -1,0 +1,150 @@
+"""Metadata of an artifact file, one function per format each way (torch-free until a checkpoint is read).
+
+| format | suffixes | where the metadata lives |
+| --- | --- | --- |
+| checkpoint | .pt .pth | the ``meta`` entry of the checkpoint dict (``torch.load(weights_only=True)``) |
+| onnx | .onnx | ``metadata_props["segdeploy"]`` (JSON) |
+| openvino | .xml (+ .bin) | ``rt_info`` at ``segdeploy/meta`` |
+| engine | .engine .trt .plan | the sidecar manifest ``<engine>.json`` (``segdeploy.engine_manifest``) |
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from segdeploy.errors import BadInputError, require
+from segdeploy.fileio import require_file, sha256_file
+from segdeploy.metadata import ONNX_METADATA_KEY, ArtifactMeta
+from segdeploy.onnx_graph import load_onnx
+
+CHECKPOINT_FORMAT = "segdeploy.checkpoint"
+OPENVINO_META_PATH = ["segdeploy", "meta"]
+
+
+class ArtifactFormat(StrEnum):
+    CHECKPOINT = "checkpoint"
+    ONNX = "onnx"
+    OPENVINO = "openvino"
+    ENGINE = "engine"
+
+
+FORMAT_OF_SUFFIX = {".pt": ArtifactFormat.CHECKPOINT, ".pth": ArtifactFormat.CHECKPOINT,
+                    ".onnx": ArtifactFormat.ONNX, ".xml": ArtifactFormat.OPENVINO,
+                    ".engine": ArtifactFormat.ENGINE, ".trt": ArtifactFormat.ENGINE, ".plan": ArtifactFormat.ENGINE}
+
+
+def artifact_format(path: str | os.PathLike) -> ArtifactFormat:
+    """The format of ``path`` by its suffix; an unknown suffix is BadInputError."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMAT_OF_SUFFIX:
+        raise BadInputError(f"{path}: unknown artifact type {suffix or '(no suffix)'!r}; expected one of "
+                            f"{', '.join(sorted(FORMAT_OF_SUFFIX))}")
+    return FORMAT_OF_SUFFIX[suffix]
+
+
+def read_artifact_meta(path: str | os.PathLike) -> ArtifactMeta:
+    """The segdeploy metadata carried by the artifact at ``path``, whatever its format."""
+    path = require_file(path, "artifact")
+    readers = {ArtifactFormat.CHECKPOINT: read_checkpoint_meta, ArtifactFormat.ONNX: read_onnx_meta,
+               ArtifactFormat.OPENVINO: read_openvino_meta, ArtifactFormat.ENGINE: read_engine_meta}
+    return readers[artifact_format(path)](path)
+
+
+# -- checkpoint ----------------------------------------------------------------------------
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint file safely (``weights_only=True``); any refusal is BadInputError."""
+    import torch
+
+    path = require_file(path, "checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
+            OSError, AttributeError, ImportError, TypeError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInputError(
+            f"{path} is not a loadable checkpoint (safe loading refused it: {reason[:160]})"
+        ) from exc
+    if not isinstance(payload, dict):
+        raise BadInputError(f"{path} holds a {type(payload).__name__}, not a checkpoint dict")
+    return payload
+
+
+def checkpoint_meta(payload: dict[str, Any], path: str | os.PathLike) -> ArtifactMeta | None:
+    """The metadata of a loaded checkpoint dict, with its source recorded; None for a plain state dict."""
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        return None
+    return ArtifactMeta.from_dict(payload.get("meta")).replace(source={"path": str(path),
+                                                                       "sha256": sha256_file(path)})
+
+
+def read_checkpoint_meta(path: str | os.PathLike) -> ArtifactMeta:
+    meta = checkpoint_meta(read_checkpoint(path), path)
+    if meta is None:
+        raise BadInputError(f"{path} is not a segdeploy checkpoint (a plain state dict has no metadata); make "
+                            "one with 'segdeploy export' or 'segdeploy train', or pass --arch and --num-classes "
+                            "to 'segdeploy export'")
+    return meta
+
+
+def checkpoint_payload(meta: ArtifactMeta, state_dict: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The checkpoint dict that carries ``meta`` (what ``torch.save`` writes)."""
+    return {"format": CHECKPOINT_FORMAT, "meta": meta.to_dict(), "state_dict": state_dict, **extra}
+
+
+# -- ONNX ----------------------------------------------------------------------------------
+def attach_metadata(model: onnx.ModelProto, meta: ArtifactMeta) -> onnx.ModelProto:
+    """Set (replace) the segdeploy entry in ``model.metadata_props``; returns ``model``."""
+    kept = [prop for prop in model.metadata_props if prop.key != ONNX_METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=ONNX_METADATA_KEY, value=meta.to_json())
+    return model
+
+
+def read_metadata(model: onnx.ModelProto, origin: str = "model") -> ArtifactMeta:
+    """The segdeploy metadata of a loaded ONNX ``model``; BadInputError if absent or invalid."""
+    for prop in model.metadata_props:
+        if prop.key == ONNX_METADATA_KEY:
+            return ArtifactMeta.from_json(prop.value)
+    raise BadInputError(
+        f"{origin} has no segdeploy metadata; export it with 'segdeploy export' "
+        "or pass the preprocessing options (--input-size, --mean, --std) explicitly"
+    )
+
+
+def read_onnx_meta(path: str | os.PathLike) -> ArtifactMeta:
+    return read_metadata(load_onnx(path, load_weights=False), str(path))
+
+
+# -- OpenVINO IR ---------------------------------------------------------------------------
+def attach_openvino_metadata(model: Any, meta: ArtifactMeta) -> Any:
+    """Set the segdeploy metadata in an ``openvino.Model``'s ``rt_info``; returns ``model``."""
+    model.set_rt_info(meta.to_json(), OPENVINO_META_PATH)
+    return model
+
+
+def read_openvino_meta(path: str | os.PathLike) -> ArtifactMeta:
+    ov = require("openvino", "openvino")
+    try:
+        model = ov.Core().read_model(str(path))
+    except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
+        raise BadInputError(f"{path} is not a readable OpenVINO IR: {str(exc).splitlines()[0][:200]}") from exc
+    if not model.has_rt_info(OPENVINO_META_PATH):
+        raise BadInputError(f"{path} has no segdeploy metadata; convert it with 'segdeploy export MODEL.onnx "
+                            "--format openvino'")
+    return ArtifactMeta.from_json(model.get_rt_info(OPENVINO_META_PATH).astype(str))
+
+
+# -- TensorRT engine -----------------------------------------------------------------------
+def read_engine_meta(path: str | os.PathLike) -> ArtifactMeta:
+    """The metadata in the engine's sidecar manifest (written by ``segdeploy build``)."""
+    from segdeploy.engine_manifest import read_manifest
+
+    return read_manifest(path).artifact_meta()
