@@ -193,11 +193,11 @@ class Inputs:
         return self.dir / name
 
     def engine_with_manifest(self, text):
-        from segdeploy.runtime.artifacts import read_artifact_meta
+        from segdeploy.artifact_meta import read_artifact_meta
 
         engine = self.write("m.engine", "plan")
         if text is None:
-            from segdeploy.build.manifest import EngineManifest, Environment, write_manifest
+            from segdeploy.engine_manifest import EngineManifest, Environment, write_manifest
 
             environment = Environment("11.4.0", "13.0", "NVIDIA H100", (9, 0), "linux", "x86_64")
             write_manifest(EngineManifest(read_artifact_meta(self.onnx).to_dict(), environment, [], "fp32", "", "",
@@ -237,11 +237,6 @@ def test_api_raises_typed_errors(artifacts, tmp_path):
         Segmenter(_nan_onnx(artifacts["onnxruntime"], tmp_path / "nan.onnx")).predict(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(BadInputError, match="8-bit"):
         Segmenter(artifacts["onnxruntime"]).predict(np.zeros((8, 8), np.uint16))
-
-
-def test_debug_shows_the_traceback(tmp_path):
-    result = runner.invoke(app, ["--debug", "info", str(_random_bytes(tmp_path / "r.onnx"))])
-    assert result.exit_code == 3 and "Traceback" in result.output
 
 
 def test_json_is_not_written_on_bad_input(artifacts, tmp_path):

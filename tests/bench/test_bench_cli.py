@@ -25,7 +25,7 @@ def test_bench_table_json_markdown_and_plots(artifacts, scenes, tmp_path):
                     "--json", tmp_path / "b.json", "--markdown", tmp_path / "b.md", "--plots", tmp_path / "plots")
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "b.json").read_text())
-    assert report["schema_version"] == 1 and {"cpu", "cores", "threads", "gpu", "versions"} <= set(report["machine"])
+    assert report["schema_version"] == 2 and {"cpu", "cores", "threads", "gpu", "versions"} <= set(report["machine"])
     assert len(report["results"]) == 6  # 3 artifacts x 2 sizes
     for row in report["results"]:
         assert RESULT_KEYS <= set(row) and row["status"] == "ok"
@@ -80,3 +80,16 @@ def test_images_without_masks_are_skipped_with_a_warning(artifacts, scenes, tmp_
                     "--warmup", 1, "--json", tmp_path / "b.json")
     assert result.exit_code == 0 and "1 files of" in result.stderr and "skipped" in result.stderr
     assert json.loads((tmp_path / "b.json").read_text())["warnings"]
+
+
+@pytest.mark.parametrize("duration, seconds", [("0.3s", 0.3), ("1", 1.0)])  # a bare number is seconds too
+def test_duration_times_each_artifact_for_that_many_seconds(artifacts, tmp_path, duration, seconds):
+    result = invoke("bench", "--engine", artifacts["onnxruntime"], "--duration", duration, "--warmup", 1,
+                    "--num-images", 1, "--json", tmp_path / "b.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["config"]["iters"] == {"iterations": 0, "seconds": seconds}
+    samples = report["results"][0]["latency_samples_ms"]["infer"]
+    assert report["results"][0]["latency_ms"]["infer"]["count"] == len(samples) > 0
+    # the last block starts before the time is up; settling calls between blocks are not timed
+    assert 0.3 * seconds * 1000 <= sum(samples) <= seconds * 1000 + report["config"]["block"] * max(samples)

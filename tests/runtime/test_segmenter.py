@@ -4,12 +4,15 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 
+from segdeploy.backends.base import Backend, InputSpec
 from segdeploy.errors import BadInputError, MissingDependencyError, UsageError
+from segdeploy.runtime import segmenter as segmenter_module
 from segdeploy.runtime.segmenter import Segmenter, SegmenterPool
 from segdeploy.runtime.tiling import tile_starts
 
@@ -94,15 +97,11 @@ def test_threads_sharing_one_segmenter_get_right_results(artifacts, scene_images
             if not np.array_equal(segmenter.predict(scene_images[index]), expected[index]):
                 failures.append((seed, step))
 
-    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _run_threads(work, 4)
     assert failures == []
 
 
-def test_pool_serves_threads_in_parallel(artifacts, scene_images):
+def test_pool_gives_right_results_to_threads(artifacts, scene_images):
     with SegmenterPool(artifacts["openvino"], size=2, precision="f32") as pool:
         expected = [pool.predict(image) for image in scene_images]
         results = {}
@@ -110,12 +109,74 @@ def test_pool_serves_threads_in_parallel(artifacts, scene_images):
         def work(index: int) -> None:
             results[index] = pool.predict(scene_images[index % 3])
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _run_threads(work, 6)
     assert all(np.array_equal(results[i], expected[i % 3]) for i in range(6))
+
+
+class _SleepingBackend(Backend):
+    """Stand-in backend whose call sleeps (GIL released) and records when it ran, to measure overlap."""
+
+    name = "sleeping"
+
+    def __init__(self, calls: list) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def _activate(self) -> InputSpec:
+        return InputSpec("input", np.dtype(np.float32), None)
+
+    def _close(self) -> None:
+        pass
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        time.sleep(0.1)
+        self.calls.append((id(self), started, time.perf_counter()))  # list.append is atomic
+        return np.zeros((batch.shape[0], 2, *batch.shape[2:]), np.float32)  # logits: class 0 everywhere
+
+
+@pytest.fixture
+def sleeping_calls(monkeypatch) -> list:
+    """Every Segmenter made in the test gets its own sleeping backend; returns their shared call log."""
+    calls: list = []
+    monkeypatch.setattr(segmenter_module, "make_backend", lambda *args, **kwargs: _SleepingBackend(calls))
+    return calls
+
+
+def _run_threads(work, count: int) -> None:
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _most_at_once(calls: list) -> int:
+    """The largest number of recorded calls running at the same moment."""
+    events = sorted([(start, 1) for _, start, _ in calls] + [(end, -1) for _, _, end in calls])
+    running = most = 0
+    for _, step in events:  # at equal times an end (-1) sorts first: touching calls do not overlap
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_pool_serves_threads_in_parallel(artifacts, sleeping_calls):
+    image = np.zeros((64, 80, 3), np.uint8)
+    with SegmenterPool(artifacts["onnxruntime"], size=2) as pool:
+        _run_threads(lambda _: [pool.predict(image) for _ in range(2)], 4)
+    assert len(sleeping_calls) == 8
+    assert _most_at_once(sleeping_calls) == 2  # both members at once, never more: one global lock would give 1
+    members = {backend for backend, _, _ in sleeping_calls}
+    assert len(members) == 2
+    for member in members:  # each member serves one thread at a time
+        assert _most_at_once([call for call in sleeping_calls if call[0] == member]) == 1
+
+
+def test_one_segmenter_runs_one_call_at_a_time(artifacts, sleeping_calls):
+    segmenter = Segmenter(artifacts["onnxruntime"])
+    _run_threads(lambda _: segmenter.predict(np.zeros((64, 80, 3), np.uint8)), 3)
+    assert len(sleeping_calls) == 3 and _most_at_once(sleeping_calls) == 1
 
 
 def test_several_processes_at_once(artifacts, tmp_path):
@@ -142,8 +203,8 @@ def test_errors(artifacts, tmp_path):
 
 
 def test_engine_without_tensorrt_is_a_missing_dependency(artifacts, tmp_path):
-    from segdeploy.build.manifest import EngineManifest, Environment, write_manifest
-    from segdeploy.runtime.artifacts import read_artifact_meta
+    from segdeploy.artifact_meta import read_artifact_meta
+    from segdeploy.engine_manifest import EngineManifest, Environment, write_manifest
 
     if __import__("importlib").util.find_spec("tensorrt"):
         pytest.skip("TensorRT is installed")
