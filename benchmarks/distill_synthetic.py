@@ -27,7 +27,7 @@ from segdeploy.data.datasets import open_dataset
 from segdeploy.data.synthetic import write_synthetic_dataset
 from segdeploy.fileio import write_json
 from segdeploy.models.checkpoint import load_model
-from segdeploy.train.trainer import TrainConfig, evaluate, train
+from segdeploy.train.trainer import TrainConfig, evaluate, train_model
 
 HERE = Path(__file__).resolve().parent
 SIZE = (64, 80)
@@ -40,7 +40,7 @@ def val_miou(checkpoint: Path, data: Path) -> float:
 
 
 def fit(data: Path, arch: str, output: Path, epochs: int, seed: int, **distill) -> float:
-    train(TrainConfig(data=str(data), arch=arch, output=str(output), input_size=SIZE, epochs=epochs, batch=4,
+    train_model(TrainConfig(data=str(data), arch=arch, output=str(output), input_size=SIZE, epochs=epochs, batch=4,
                       lr=1e-2, seed=seed, threads=1, val_split=None, **distill))
     return val_miou(output, data)
 

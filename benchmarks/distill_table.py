@@ -12,30 +12,28 @@ benchmarks/results/distill-<date>.json and the "distillation" section of benchma
 from __future__ import annotations
 
 import datetime
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from common import checkpoint_parser, replace_section
 
-from segdeploy.bench.runner import BenchConfig, run_bench
+from segdeploy.bench.recommend import MIN_GAIN, SAME_LATENCY, frontier
+from segdeploy.bench.runner import BenchConfig, bench_artifacts
 from segdeploy.bench.stats import Budget
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
 from segdeploy.fileio import write_json
+from segdeploy.quantize.config import AccuracyGate, QuantConfig
+from segdeploy.quantize.stage import quantize_onnx
 
 HERE = Path(__file__).resolve().parent
-MIN_GAIN = 0.005  # smaller mIoU differences are within what calibration or a seed changes
-SAME_LATENCY = 0.05  # p50 differences under 5 % are within this machine's run-to-run noise
 
 
 def build(name: str, checkpoint: Path, folder: Path, data: str, manifest: Path) -> dict[str, Path]:
     fp32, int8 = folder / f"{name}.onnx", folder / f"{name}_int8.onnx"
     export_onnx(str(checkpoint), fp32, ExportConfig())
-    subprocess.run([sys.executable, "-m", "segdeploy", "--quiet", "quantize", str(fp32), "-o", str(int8),
-                    "--precision", "int8", "--target", "cpu", "--calib", str(manifest), "--data-root", data,
-                    "--max-miou-drop", "100"], check=True, stdout=subprocess.DEVNULL)
+    quantize_onnx(fp32, int8, QuantConfig(precision="int8", target="cpu", calib=str(manifest), data_root=data,
+                                          gate=AccuracyGate(max_miou_drop=100.0)))  # measure, do not gate
     return {"fp32": fp32, "int8": int8}
 
 
@@ -46,10 +44,10 @@ def main() -> None:
     models = {"teacher": args.checkpoint, **{s.split("=", 1)[0]: Path(s.split("=", 1)[1]) for s in args.students}}
     with tempfile.TemporaryDirectory() as scratch:
         artifacts = {name: build(name, path, Path(scratch), args.data, args.manifest) for name, path in models.items()}
-        engines = tuple(f"{paths[kind]}@onnxruntime" for paths in artifacts.values() for kind in ("fp32", "int8"))
-        report = run_bench(BenchConfig(engines=engines, reference=str(args.checkpoint), data=args.data,
-                                       num_images=1000, iters=Budget(iterations=100), threads=2, device="cpu"))
-    rows = {Path(r["artifact"]).stem: r for r in report.results}
+        specs = tuple(f"{paths[kind]}@onnxruntime" for paths in artifacts.values() for kind in ("fp32", "int8"))
+        report = bench_artifacts(BenchConfig(artifacts=specs, reference=str(args.checkpoint), data=args.data,
+                                       iters=Budget(iterations=100), threads=2, device="cpu"))
+    rows = {result.spec.path.stem: result for result in report.results}
     write_json(HERE / "results" / f"distill-{datetime.date.today().isoformat()}.json",
                {**report.to_dict(), "models": {name: str(path) for name, path in models.items()}})
     lines = ["## distillation", "",
@@ -62,31 +60,22 @@ def main() -> None:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, path in models.items():
         fp32, int8 = rows[name], rows[f"{name}_int8"]
-        lines.append(f"| {name} | `{path.name}` | {fp32['miou']:.4f} | {int8['miou']:.4f} | "
-                     f"{fp32['latency_ms']['infer']['p50']:.1f} | {int8['latency_ms']['infer']['p50']:.1f} | "
-                     f"{fp32['size_mb']:.1f} / {int8['size_mb']:.1f} | {fp32['miou_vs_reference']:.4f} |")
-    lines += ["", *recommendation(models, rows)]
+        lines.append(f"| {name} | `{path.name}` | {fp32.accuracy.miou:.4f} | {int8.accuracy.miou:.4f} | "
+                     f"{fp32.infer.p50:.1f} | {int8.infer.p50:.1f} | "
+                     f"{fp32.size_mb:.1f} / {int8.size_mb:.1f} | {fp32.accuracy.miou_vs_reference:.4f} |")
+    lines += ["", *frontier_lines(report)]
     section = "\n".join(lines) + "\n"
     replace_section(HERE / "RESULTS.md", "Benchmark suite results", "distillation", section)
     print(section)
 
 
-def recommendation(models: dict[str, Path], rows: dict[str, dict]) -> list[str]:
-    """The latency/accuracy frontier of every (model, precision) measured: the most accurate choice
-    for each latency budget on this CPU, read off the table rather than written by hand."""
-    choices = sorted((rows[stem]["latency_ms"]["infer"]["p50"], rows[stem]["miou"], f"{name} {precision}")
-                     for name in models for precision, stem in (("fp32", name), ("int8", f"{name}_int8")))
-    frontier: list[tuple[float, float, str]] = []
-    for latency, miou, label in choices:
-        if frontier and latency <= frontier[-1][0] * (1 + SAME_LATENCY):
-            if miou > frontier[-1][1]:  # as fast as the last choice within noise, and more accurate
-                frontier[-1] = (latency, miou, label)
-        elif not frontier or miou >= frontier[-1][1] + MIN_GAIN:
-            frontier.append((latency, miou, label))
+def frontier_lines(report) -> list[str]:
+    """The latency/accuracy frontier of every (model, precision) measured (segdeploy.bench.recommend)."""
     return [f"Most accurate choice per latency budget (ORT p50 on this machine, from the rows above; a choice "
             f"is listed only if it beats every faster one by at least {MIN_GAIN * 100:.1f} mIoU points, and "
             f"latencies within {SAME_LATENCY:.0%} count as equal):", "",
-            *(f"- budget >= {latency:.1f} ms: {label} (val mIoU {miou:.4f})" for latency, miou, label in frontier)]
+            *(f"- budget >= {choice.latency_ms:.1f} ms: {choice.result.spec.path.stem.replace('_int8', ' int8')} "
+              f"(val mIoU {choice.score:.4f})" for choice in frontier(report))]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 from common import checkpoint_parser, replace_section
 
 from segdeploy.artifact_meta import attach_metadata, read_metadata
-from segdeploy.bench.runner import BenchConfig, run_bench
+from segdeploy.bench.runner import BenchConfig, bench_artifacts
 from segdeploy.bench.stats import Budget
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
@@ -55,16 +55,17 @@ def main() -> None:
                  "int8 weights": ort_int8_weights(fp32, folder / "s8.onnx", reduce_range=False),
                  "int8 weights, reduce_range": ort_int8_weights(fp32, folder / "s8r.onnx", reduce_range=True),
                  "uint8 weights (default)": Path(quantize_dynamic(fp32, folder / "u8.onnx", open_gate).output)}
-        report = run_bench(BenchConfig(engines=tuple(f"{path}@onnxruntime" for path in paths.values()),
-                                       reference=str(args.checkpoint), data=args.data, num_images=1000,
+        report = bench_artifacts(BenchConfig(artifacts=tuple(f"{path}@onnxruntime" for path in paths.values()),
+                                       reference=str(args.checkpoint), data=args.data,
                                        iters=Budget(iterations=ROUNDS), threads=THREADS, device="cpu"))
     results = dict(zip(paths, report.results))
     model = args.checkpoint.stem
     isa = report.machine["isa_class"]
     stamp = datetime.date.today().isoformat()
     write_json(HERE / "results" / f"dynamic-int8-{model}-{isa}-{stamp}.json",
-               {"machine": report.machine, "model": model, "results": results})
-    base = results["fp32"]["latency_ms"]["infer"]["p50"]
+               {"machine": report.machine, "model": model,
+                "results": {name: result.to_dict() for name, result in results.items()}})
+    base = results["fp32"].infer.p50
     key = f"dynamic-int8-{model}-{isa}"  # one section per model and ISA class: both kinds of machine stay
     lines = [f"## {key} (dynamic INT8 weight types; {report.machine['cpu']}, flags "
              f"{' '.join(report.machine['isa_flags']) or 'none'}, {stamp})", "",
@@ -72,9 +73,9 @@ def main() -> None:
              f"{THREADS} threads, eval size, {len(report.images)} val images, {ROUNDS} timed calls each, one run)", "",
              "| weights | p50 ms | x fp32 | val mIoU | pixel agreement vs eager |", "| --- | --- | --- | --- | --- |"]
     for name, result in results.items():
-        p50 = result["latency_ms"]["infer"]["p50"]
-        lines.append(f"| {name} | {p50:.1f} | {p50 / base:.2f} | {result['miou']:.4f} | "
-                     f"{result['agreement_vs_reference']:.4f} |")
+        p50 = result.infer.p50
+        lines.append(f"| {name} | {p50:.1f} | {p50 / base:.2f} | {result.accuracy.miou:.4f} | "
+                     f"{result.accuracy.agreement_vs_reference:.4f} |")
     replace_section(HERE / "QUANTIZATION.md", "Quantization", key, "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -13,6 +13,7 @@ Writes benchmarks/results/runtime-<model>-<date>.json and benchmarks/RUNTIME.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import statistics
 import tempfile
@@ -23,6 +24,7 @@ import cv2
 import numpy as np
 
 from segdeploy.bench.machine import machine_info
+from segdeploy.bench.passes import take_turns
 from segdeploy.data.datasets import open_dataset
 from segdeploy.data.preprocess import postprocess, prepare
 from segdeploy.export.config import ExportConfig
@@ -53,25 +55,27 @@ def measure(segmenters: dict[str, Segmenter], image_paths: list[Path]) -> dict:
     for segmenter in segmenters.values():
         for _ in range(WARMUP):
             segmenter.run(batch)
-    for round_index in range(ROUNDS // BLOCK):
-        for name, segmenter in segmenters.items():
-            record = samples[name]
-            for _ in range(SETTLE):  # let the previous runtime's threads go quiet
-                segmenter.run(batch)
-            for step in range(BLOCK):
-                # alternate which of the pair goes first, so neither always gets the warmer cache
-                pair = [("raw", segmenter.backend.infer), ("run", segmenter.run)]
-                for key, call in pair if step % 2 == 0 else pair[::-1]:
-                    record[key].append(_timed(call, batch)[1])
-            for step in range(BLOCK):
-                path = image_paths[(round_index * BLOCK + step) % len(image_paths)]
-                image, ms = _timed(cv2.imread, str(path))
-                record["decode"].append(ms)
-                (prepared, placement), ms = _timed(prepare, image, meta.preprocess, meta.io)
-                record["prepare"].append(ms)
-                output, ms = _timed(segmenter.run, prepared)
-                record["infer"].append(ms)
-                record["post"].append(_timed(postprocess, output[0], placement)[1])
+
+    def one_block(name: str) -> None:
+        segmenter, record = segmenters[name], samples[name]
+        start = len(record["decode"])
+        for _ in range(SETTLE):  # let the previous runtime's threads go quiet
+            segmenter.run(batch)
+        for step in range(BLOCK):
+            # alternate which of the pair goes first, so neither always gets the warmer cache
+            pair = [("raw", segmenter.backend.infer), ("run", segmenter.run)]
+            for key, call in pair if step % 2 == 0 else pair[::-1]:
+                record[key].append(_timed(call, batch)[1])
+        for step in range(BLOCK):
+            image, ms = _timed(cv2.imread, str(image_paths[(start + step) % len(image_paths)]))
+            record["decode"].append(ms)
+            (prepared, placement), ms = _timed(prepare, image, meta.preprocess, meta.io)
+            record["prepare"].append(ms)
+            output, ms = _timed(segmenter.run, prepared)
+            record["infer"].append(ms)
+            record["post"].append(_timed(postprocess, output[0], placement)[1])
+
+    take_turns(list(segmenters), one_block, lambda name: len(samples[name]["decode"]) < ROUNDS)
     return samples
 
 
@@ -139,12 +143,11 @@ def main() -> None:
         segmenters = {"torch": Segmenter(args.checkpoint, device="cpu", threads=THREADS),
                       "onnxruntime": Segmenter(onnx_path, threads=THREADS),
                       "openvino f32": Segmenter(xml_path, precision="f32", threads=THREADS)}
-        for segmenter in segmenters.values():
-            segmenter.__enter__()
-        samples = measure(segmenters, image_paths)
-        absolute = absolute_overhead_us(segmenters)
-        for segmenter in segmenters.values():
-            segmenter.close()
+        with contextlib.ExitStack() as resources:
+            for segmenter in segmenters.values():
+                resources.enter_context(segmenter)
+            samples = measure(segmenters, image_paths)
+            absolute = absolute_overhead_us(segmenters)
     rows = summarise(samples)
     for name, microseconds in absolute.items():
         rows[name]["overhead_us_32x32"] = microseconds

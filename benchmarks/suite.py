@@ -21,7 +21,7 @@ from common import checkpoint_parser, replace_section
 from quantize_matrix import build_artifacts
 
 from segdeploy.bench.report import markdown
-from segdeploy.bench.runner import BenchConfig, run_bench
+from segdeploy.bench.runner import BenchConfig, bench_artifacts
 from segdeploy.bench.stats import Budget
 from segdeploy.export.openvino_ir import export_openvino
 from segdeploy.fileio import write_json
@@ -40,13 +40,12 @@ def main() -> None:
         folder = Path(scratch)
         paths, reports = build_artifacts(args.checkpoint, folder, args.data, args.manifest, SUITE_ARTIFACTS)
         export_openvino(paths["fp32"], folder / "fp32.xml")
-        engines = [str(args.checkpoint), *(f"{path}@onnxruntime" for path in paths.values()),
-                   f"{folder / 'fp32.xml'}@openvino:auto", f"{folder / 'fp32.xml'}@openvino:f32"]
+        specs = [str(args.checkpoint), *(f"{path}@onnxruntime" for path in paths.values()),
+                 f"{folder / 'fp32.xml'}@openvino:auto", f"{folder / 'fp32.xml'}@openvino:f32"]
         if "int8-cpu-u8" in paths:
-            engines.append(f"{paths['int8-cpu-u8']}@openvino:auto")
-        report = run_bench(BenchConfig(engines=tuple(engines), reference=str(args.checkpoint), data=args.data,
-                                       num_images=1000, iters=Budget(iterations=args.iters), threads=THREADS,
-                                       device="cpu"))
+            specs.append(f"{paths['int8-cpu-u8']}@openvino:auto")
+        report = bench_artifacts(BenchConfig(artifacts=tuple(specs), reference=str(args.checkpoint), data=args.data,
+                                       iters=Budget(iterations=args.iters), threads=THREADS, device="cpu"))
     payload = report.to_dict()
     payload["quantize_reports"] = reports
     machine = re.sub(r"[^A-Za-z0-9]+", "-", report.machine["cpu"]).strip("-").lower()

@@ -11,15 +11,30 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# Public name -> module that defines it; resolved on first attribute access.
+# Public name -> module that defines it; resolved on first attribute access. One stage function per
+# command; none is named like a subpackage (``segdeploy.quantize`` is a package: a lazily exported
+# function of that name would be shadowed once the package is imported).
 _LAZY_EXPORTS = {
     "load_model": "segdeploy.models.checkpoint",
     "save_checkpoint": "segdeploy.models.checkpoint",
     "create_model": "segdeploy.models.registry",
     "list_models": "segdeploy.models.registry",
+    "export_model": "segdeploy.export.stage",
+    "ExportFormat": "segdeploy.export.stage",
     "export_onnx": "segdeploy.export.onnx_export",
     "ExportConfig": "segdeploy.export.config",
     "ExportReport": "segdeploy.export.config",
+    "quantize_onnx": "segdeploy.quantize.stage",
+    "QuantConfig": "segdeploy.quantize.config",
+    "AccuracyGate": "segdeploy.quantize.config",
+    "train_model": "segdeploy.train.trainer",
+    "TrainConfig": "segdeploy.train.config",
+    "build_engine": "segdeploy.trt.builder",
+    "BuildConfig": "segdeploy.trt.builder",
+    "bench_artifacts": "segdeploy.bench.runner",
+    "BenchConfig": "segdeploy.bench.runner",
+    "predict_files": "segdeploy.runtime.predict",
+    "PredictConfig": "segdeploy.runtime.predict",
     "ArtifactMeta": "segdeploy.metadata",
     "Precision": "segdeploy.metadata",
     "SegdeployError": "segdeploy.errors",

@@ -13,8 +13,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segdeploy.errors import CheckFailedError
+
+if TYPE_CHECKING:  # the bench is imported when the demo runs, not when the CLI starts
+    from segdeploy.bench.results import BenchReport
 
 
 @dataclass(frozen=True)
@@ -41,18 +45,20 @@ class DemoReport:
     train_seconds: float
     best_miou: float | None
     rejected: tuple[str, ...]  # quantizations the accuracy gate refused, with why
-    bench: object  # BenchReport
+    bench: BenchReport
+    recommendation: str | None  # the one line the bench table supports (segdeploy.bench.recommend)
 
     def to_dict(self) -> dict:
         return {"folder": self.folder, "train_seconds": self.train_seconds, "best_miou": self.best_miou,
-                "rejected": list(self.rejected), "bench": self.bench.to_dict()}
+                "rejected": list(self.rejected), "recommendation": self.recommendation, "bench": self.bench.to_dict()}
 
 
 def run_demo(out_dir: str | os.PathLike, data: str | None = None, quick: bool = False,
              on_step: Callable[[str], None] = lambda message: None) -> DemoReport:
     """Run the pipeline into ``out_dir``; ``on_step`` hears one line per stage."""
+    from segdeploy.bench.recommend import recommendation
     from segdeploy.bench.report import write_outputs
-    from segdeploy.bench.runner import BenchConfig, run_bench
+    from segdeploy.bench.runner import BenchConfig, bench_artifacts
     from segdeploy.bench.stats import Budget
     from segdeploy.data.synthetic import write_synthetic_dataset
     from segdeploy.export.config import ExportConfig
@@ -61,7 +67,7 @@ def run_demo(out_dir: str | os.PathLike, data: str | None = None, quick: bool = 
     from segdeploy.metadata import Precision
     from segdeploy.quantize.config import AccuracyGate, QuantConfig
     from segdeploy.quantize.stage import quantize_onnx
-    from segdeploy.train.trainer import TrainConfig, train
+    from segdeploy.train.trainer import TrainConfig, train_model
 
     plan = DemoPlan.for_mode(quick)
     out = Path(out_dir)
@@ -71,8 +77,8 @@ def run_demo(out_dir: str | os.PathLike, data: str | None = None, quick: bool = 
         data = str(write_synthetic_dataset(out / "data", {"train": plan.train_images, "val": plan.val_images},
                                            size=plan.input_size))
     on_step(f"training {plan.arch} for {plan.epochs} epochs at {plan.input_size[0]}x{plan.input_size[1]}")
-    trained = train(TrainConfig(data=data, arch=plan.arch, output=str(out / "model.pt"), input_size=plan.input_size,
-                                epochs=plan.epochs, batch=8, lr=1e-2, seed=0))
+    trained = train_model(TrainConfig(data=data, arch=plan.arch, output=str(out / "model.pt"),
+                                      input_size=plan.input_size, epochs=plan.epochs, batch=8, lr=1e-2, seed=0))
     on_step("exporting to ONNX (verified against PyTorch) and OpenVINO IR")
     export_onnx(str(out / "model.pt"), out / "model.onnx", ExportConfig())
     export_openvino(out / "model.onnx", out / "model.xml")
@@ -88,11 +94,12 @@ def run_demo(out_dir: str | os.PathLike, data: str | None = None, quick: bool = 
             artifacts.append(str(out / name))
         except CheckFailedError as failure:
             rejected.append(f"{name}: {failure}")
-    engines = (str(out / "model.pt"), str(out / "model.onnx"), *artifacts, f"{out / 'model.xml'}@openvino:auto",
-               f"{out / 'model.xml'}@openvino:f32")
-    on_step(f"benchmarking {len(engines)} artifacts on the val split")
-    bench = run_bench(BenchConfig(engines=engines, reference=str(out / "model.pt"), data=data,
+    specs = (str(out / "model.pt"), str(out / "model.onnx"), *artifacts, f"{out / 'model.xml'}@openvino:auto",
+             f"{out / 'model.xml'}@openvino:f32")
+    on_step(f"benchmarking {len(specs)} artifacts on the val split")
+    bench = bench_artifacts(BenchConfig(artifacts=specs, reference=str(out / "model.pt"), data=data,
                                   num_images=plan.val_images, warmup=Budget(iterations=3),
                                   iters=Budget(iterations=plan.bench_iters)))
     write_outputs(bench, out / "bench.json", out / "bench.md", out / "plots")
-    return DemoReport(str(out.resolve()), trained.seconds, trained.best_miou, tuple(rejected), bench)
+    return DemoReport(str(out.resolve()), trained.seconds, trained.best_miou, tuple(rejected), bench,
+                      recommendation(bench))

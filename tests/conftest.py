@@ -118,10 +118,10 @@ def trained_checkpoint(tmp_path_factory, scenes):
 
     def make(arch: str) -> Path:
         if arch not in cache:
-            from segdeploy.train.trainer import TrainConfig, train
+            from segdeploy.train.trainer import TrainConfig, train_model
 
             folder = tmp_path_factory.mktemp(arch)
-            train(TrainConfig(data=str(scenes), arch=arch, output=str(folder / "m.pt"), input_size=(64, 80),
+            train_model(TrainConfig(data=str(scenes), arch=arch, output=str(folder / "m.pt"), input_size=(64, 80),
                               epochs=15, batch=4, lr=1e-2, seed=0, val_split=None))
             cache[arch] = folder / "m.pt"
         return cache[arch]

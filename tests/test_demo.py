@@ -16,6 +16,8 @@ def test_quick_demo_end_to_end(tmp_path):
     backends = [row["backend"] for row in rows]
     assert backends[:2] == ["torch", "onnxruntime"] and backends[-2:] == ["openvino", "openvino"]
     assert all(row["status"] == "ok" and 0 <= row["miou"] <= 1 for row in rows)
+    assert summary["recommendation"].startswith("Recommended on this machine: ")
+    assert summary["recommendation"] in result.stdout  # the demo ends with the line its table supports
     assert len(rows) + len(summary["rejected"]) == 6  # int8 and fp16 are either benchmarked or named as rejected
     assert {"bench.json", "bench.md", "plots", "model.pt", "model.onnx", "model.xml"} <= {p.name for p in out.iterdir()}
     assert (out / "plots" / "latency_cdf.png").stat().st_size > 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segdeploy.bench.results import AccuracySummary, ClassFlip, WorstImage
 from segdeploy.metrics import Agreement, ConfusionMatrix
 
 TOP_FLIPS = 5
@@ -42,31 +43,30 @@ class AccuracyTracker:
             return
         self.image_agreement.append((name, self.versus_reference.update(mask, reference, labels)))
 
-    def summary(self, class_names: tuple[str, ...], reference: AccuracyTracker | None) -> dict:
-        """The accuracy keys of one bench result (fractions 0-1; ``delta_miou`` in points)."""
-        result: dict = {"miou": None, "per_class_iou": None, "pixel_acc": None, "delta_miou": None,
-                        "miou_vs_reference": None, "agreement_vs_reference": None}
+    def summary(self, class_names: tuple[str, ...], reference: AccuracyTracker | None) -> AccuracySummary:
+        """What was measured (fractions 0-1; ``delta_miou`` in points)."""
+        fields: dict = {}
         if self.labelled and self.truth.matrix.sum():
             iou = self.truth.iou()
-            result.update(miou=self.truth.miou(), pixel_acc=self.truth.pixel_accuracy(),
+            fields.update(miou=self.truth.miou(), pixel_acc=self.truth.pixel_accuracy(),
                           per_class_iou=_by_name(iou, class_names))
             if reference is not None and reference.labelled and reference.truth.matrix.sum():
-                result["delta_miou"] = (self.truth.miou() - reference.truth.miou()) * 100
-                result["per_class_iou_change"] = _by_name(iou - reference.truth.iou(), class_names)
+                fields.update(delta_miou=(self.truth.miou() - reference.truth.miou()) * 100,
+                              per_class_iou_change=_by_name(iou - reference.truth.iou(), class_names))
         if self.image_agreement:
-            result.update(miou_vs_reference=self.versus_reference.miou,
+            worst = sorted(self.image_agreement, key=lambda item: item[1])[:WORST_IMAGES]
+            fields.update(miou_vs_reference=self.versus_reference.miou,
                           agreement_vs_reference=self.versus_reference.pixel,
                           top_flips=_top_flips(self.versus_reference.matrix.matrix, class_names),
-                          worst_images=[{"image": Path(name).name, "path": name, "agreement": value} for name, value in
-                                        sorted(self.image_agreement, key=lambda item: item[1])[:WORST_IMAGES]])
-        return result
+                          worst_images=tuple(WorstImage(Path(name).name, name, value) for name, value in worst))
+        return AccuracySummary(**fields)
 
 
 def _by_name(values: np.ndarray, class_names: tuple[str, ...]) -> dict[str, float | None]:
     return {name: (None if np.isnan(value) else float(value)) for name, value in zip(class_names, values)}
 
 
-def _top_flips(matrix: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
+def _top_flips(matrix: np.ndarray, class_names: tuple[str, ...]) -> tuple[ClassFlip, ...]:
     """The largest off-diagonal cells: pixels the reference calls A and the artifact calls B."""
     off = matrix.astype(np.float64).copy()
     np.fill_diagonal(off, 0)
@@ -75,7 +75,6 @@ def _top_flips(matrix: np.ndarray, class_names: tuple[str, ...]) -> list[dict]:
         source, target = divmod(int(index), matrix.shape[0])
         if off[source, target] == 0:
             break
-        flips.append({"reference": class_names[source], "artifact": class_names[target],
-                      "pixels": int(off[source, target]),
-                      "fraction_of_reference_class": float(off[source, target] / max(matrix[source].sum(), 1))})
-    return flips
+        flips.append(ClassFlip(class_names[source], class_names[target], int(off[source, target]),
+                               float(off[source, target] / max(matrix[source].sum(), 1))))
+    return tuple(flips)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segdeploy.bench.runner import BenchReport
+from segdeploy.bench.results import BenchReport, BenchResult
 from segdeploy.errors import require
 from segdeploy.fileio import atomic_output
 
@@ -28,16 +28,16 @@ def write_plots(report: BenchReport, folder: str | Path) -> list[Path]:
 
     figure, axes = plt.subplots(figsize=(7, 4))
     for result in report.results:
-        if not result.get("latency_samples_ms", {}).get("infer"):
+        if not result.latency_samples_ms.get("infer"):
             continue
-        label, values = result["label"], np.sort(result["latency_samples_ms"]["infer"])
+        label, values = result.spec.label, np.sort(result.latency_samples_ms["infer"])
         axes.step(values, np.arange(1, len(values) + 1) / len(values), where="post", label=label)
     axes.set(xlabel="infer latency (ms)", ylabel="fraction of iterations", title="Latency CDF")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
     written.append(_save(figure, folder / "latency_cdf.png", plt))
 
-    ious = [(r["label"], r["per_class_iou"]) for r in report.results if r.get("per_class_iou")]
+    ious = [(r.spec.label, r.accuracy.per_class_iou) for r in report.results if r.accuracy and r.accuracy.per_class_iou]
     if ious:
         names = list(ious[0][1])
         figure, axes = plt.subplots(figsize=(max(7, len(names) * 0.8), 4))
@@ -80,15 +80,19 @@ def _worst_images(report: BenchReport):
     if report.reference is None:
         return
     for result in report.results:
-        if result["status"] != "ok" or not result.get("worst_images"):
+        if not result.ok or result.accuracy is None or not result.accuracy.worst_images:
             continue
-        if result["artifact"] == report.reference["artifact"] and result["backend"] == "torch":
-            continue  # the reference itself agrees with itself everywhere
-        image = cv2.imread(result["worst_images"][0]["path"])
-        reference = Segmenter(report.reference["artifact"], backend="torch", device="cpu",
-                              input_size=tuple(result["input_size"]))
-        segmenter = Segmenter(result["artifact"], backend=result["backend"], device="cpu",
-                              input_size=tuple(result["input_size"]), **result["segmenter_options"])
+        if is_reference(result, report):
+            continue  # the reference agrees with itself everywhere: nothing to show
+        image = cv2.imread(result.accuracy.worst_images[0].path)
+        reference = Segmenter(report.reference.artifact, backend="torch", device="cpu", input_size=result.input_size)
+        segmenter = Segmenter(result.spec.path, backend=result.spec.backend, device="cpu",
+                              input_size=result.input_size, **result.spec.segmenter_options())
         with reference, segmenter:
-            yield (result["label"], image, reference.predict(image), segmenter.predict(image),
-                   segmenter.meta.palette)
+            yield result.spec.label, image, reference.predict(image), segmenter.predict(image), segmenter.meta.palette
+
+
+def is_reference(result: BenchResult, report: BenchReport) -> bool:
+    """The row that runs the reference checkpoint itself (eager torch, no option)."""
+    return (report.reference is not None and result.spec.backend == "torch" and result.spec.option is None
+            and Path(result.spec.path).resolve() == Path(report.reference.artifact).resolve())

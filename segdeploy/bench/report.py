@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segdeploy.bench.runner import BenchReport
+from segdeploy.bench.results import AccuracySummary, BenchReport
+from segdeploy.bench.stats import NOISY_CV, LatencyStats
 
 COLUMNS = ("artifact", "backend", "precision", "input", "MB", "infer p50 ms", "infer p99 ms", "end2end p50 ms",
            "images/s", "mIoU", "ΔmIoU pts", "agreement mIoU")
@@ -14,54 +15,63 @@ def table_rows(report: BenchReport) -> list[tuple[str, ...]]:
     """One row of strings per result, COLUMNS order; failed rows show their error."""
     rows = []
     for result in report.results:
-        size = "x".join(str(side) for side in result["input_size"])
-        option = result["label"].partition("@")[2].partition(":")[2]
-        name = Path(result["artifact"]).name + (f":{option}" if option else "")
-        head = (name, result["backend"], result["precision"], size, f"{result['size_mb']:.1f}")
-        if result["status"] == "failed":
-            rows.append(head + (f"failed: {result['error']}",) + ("",) * (len(COLUMNS) - len(head) - 1))
+        size = "x".join(str(side) for side in result.input_size)
+        head = (result.spec.name, result.spec.backend, result.precision, size, f"{result.size_mb:.1f}")
+        if not result.ok:
+            rows.append(head + (f"failed: {result.error}",) + ("",) * (len(COLUMNS) - len(head) - 1))
             continue
-        latency = result["latency_ms"]
+        accuracy = result.accuracy or AccuracySummary()
+        end2end = result.latency_ms.get("end2end")
         rows.append(head + (
-            _ms(latency.get("infer"), "p50"), _ms(latency.get("infer"), "p99"), _ms(latency.get("end2end"), "p50"),
-            _number(result["throughput_ips"].get("infer"), "{:.1f}"), _number(result.get("miou"), "{:.4f}"),
-            _number(result.get("delta_miou"), "{:+.2f}"), _number(result.get("miou_vs_reference"), "{:.4f}"),
+            _ms(result.infer, "p50"), _ms(result.infer, "p99"), _ms(end2end, "p50"),
+            _number(result.throughput_ips.get("infer"), "{:.1f}"), _number(accuracy.miou, "{:.4f}"),
+            _number(accuracy.delta_miou, "{:+.2f}"), _number(accuracy.miou_vs_reference, "{:.4f}"),
         ))
     return rows
 
 
 def noisy_rows(report: BenchReport) -> list[str]:
-    """Labels whose infer latency varied by more than a few percent (coefficient of variation)."""
-    from segdeploy.bench.stats import NOISY_CV
+    """Labels whose infer latency varied by more than NOISY_CV (coefficient of variation)."""
+    return [f"{result.spec.label} (cv {result.infer.cv:.1%})" for result in report.results
+            if result.ok and result.infer is not None and result.infer.noisy]
 
-    return [f"{result['label']} (cv {result['latency_ms']['infer']['cv']:.1%})" for result in report.results
-            if result["status"] == "ok" and "infer" in result["latency_ms"]
-            and result["latency_ms"]["infer"]["cv"] > NOISY_CV]
+
+def noisy_warning(report: BenchReport) -> str | None:
+    """The one sentence both the terminal and the Markdown print when the machine was noisy."""
+    noisy = noisy_rows(report)
+    return (f"Noisy machine: infer latency varied by more than {NOISY_CV:.0%} for {', '.join(noisy)}."
+            if noisy else None)
+
+
+def title(report: BenchReport) -> str:
+    """What was measured on what: the table's title (terminal) and the Markdown's first line."""
+    machine = report.machine
+    threads = machine.get("threads") or "backend default"
+    reference = Path(report.reference.artifact).name if report.reference else "none"
+    return (f"{len(report.images)} images ({report.config.data or 'synthetic scenes'}"
+            f"{':' + report.config.split if report.config.data else ''}); reference {reference}; "
+            f"{machine.get('cpu')} ({machine.get('isa_class')}), {machine.get('cores')} cores, threads {threads}")
 
 
 def markdown(report: BenchReport) -> str:
-    machine = report.machine
-    lines = [f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores, threads {machine.get('threads')}; "
-             f"{len(report.images)} images; reference: "
-             f"{report.reference['artifact'] if report.reference else 'none'}", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    lines = [title(report), "", "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table_rows(report)]
     for result in report.results:
-        flips = result.get("top_flips") or []
-        if flips:
-            described = "; ".join(f"{f['reference']} -> {f['artifact']} {f['fraction_of_reference_class']:.2%}"
-                                  for f in flips[:3])
-            lines.append(f"\n{result['label']} at {'x'.join(map(str, result['input_size']))}: most flipped "
-                         f"{described}; least agreeing image {result['worst_images'][0]['image']} "
-                         f"({result['worst_images'][0]['agreement']:.2%})")
-    noisy = noisy_rows(report)
-    if noisy:
-        lines.append(f"\nNoisy machine: infer latency varied by more than 5 % for {', '.join(noisy)}.")
+        accuracy = result.accuracy
+        if accuracy is not None and accuracy.top_flips:
+            described = "; ".join(f"{flip.reference} -> {flip.artifact} {flip.fraction_of_reference_class:.2%}"
+                                  for flip in accuracy.top_flips[:3])
+            worst = accuracy.worst_images[0]
+            lines.append(f"\n{result.spec.label} at {'x'.join(map(str, result.input_size))}: most flipped "
+                         f"{described}; least agreeing image {worst.image} ({worst.agreement:.2%})")
+    warning = noisy_warning(report)
+    if warning:
+        lines.append(f"\n{warning}")
     return "\n".join(lines) + "\n"
 
 
-def _ms(stats: dict | None, key: str) -> str:
-    return "-" if not stats else f"{stats[key]:.2f}"
+def _ms(stats: LatencyStats | None, key: str) -> str:
+    return "-" if stats is None else f"{getattr(stats, key):.2f}"
 
 
 def _number(value: float | None, pattern: str) -> str:

@@ -1,4 +1,4 @@
-"""``--engine`` specs: ``PATH[@BACKEND[:OPTION]]`` (e.g. ``unet.onnx@openvino:f32``)."""
+"""Artifact specs (``--artifact``/``--engine``): ``PATH[@BACKEND[:OPTION]]`` (e.g. ``unet.onnx@openvino:f32``)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,21 @@ OPTION_OF_BACKEND = {"openvino": ("precision", ("auto", "f32", "bf16")), "torch"
 
 
 @dataclass(frozen=True)
-class EngineSpec:
+class ArtifactSpec:
+    """One artifact to bench, the backend that runs it and that backend's option (OPTION_OF_BACKEND)."""
+
     path: Path
-    backend: str
+    backend: BackendKind
     option: str | None = None
 
     @property
     def label(self) -> str:
         return f"{self.path.name}@{self.backend}" + (f":{self.option}" if self.option else "")
+
+    @property
+    def name(self) -> str:
+        """The file name with the option, e.g. ``unet.xml:f32``: what a table row shows beside the backend."""
+        return self.path.name + (f":{self.option}" if self.option else "")
 
     def segmenter_options(self) -> dict:
         if self.option is None:
@@ -29,20 +36,20 @@ class EngineSpec:
         return {key: True} if key == "fp16" else {key: self.option}
 
 
-def parse_spec(text: str) -> EngineSpec:
+def parse_spec(text: str) -> ArtifactSpec:
     """Parse one spec; the backend defaults to the file type's, the option must suit the backend."""
     path_text, _, rest = text.partition("@")
     if not path_text:
-        raise UsageError(f"engine spec {text!r} has no path")
+        raise UsageError(f"artifact spec {text!r} has no path")
     backend_text, _, option = rest.partition(":")
     if backend_text and backend_text not in set(BackendKind) - {BackendKind.AUTO}:
         kinds = ", ".join(kind for kind in BackendKind if kind != BackendKind.AUTO)
-        raise UsageError(f"engine spec {text!r}: unknown backend {backend_text!r}; choose {kinds}")
+        raise UsageError(f"artifact spec {text!r}: unknown backend {backend_text!r}; choose {kinds}")
     path = Path(path_text)
-    backend = backend_text or backend_for(path)
+    backend = backend_for(path, backend_text or BackendKind.AUTO)
     if option:
         if backend not in OPTION_OF_BACKEND or option not in OPTION_OF_BACKEND[backend][1]:
             allowed = {name: choices for name, (_, choices) in OPTION_OF_BACKEND.items()}
-            raise UsageError(f"engine spec {text!r}: option {option!r} does not apply to {backend}; options: "
+            raise UsageError(f"artifact spec {text!r}: option {option!r} does not apply to {backend}; options: "
                              + "; ".join(f"{name}: {', '.join(choices)}" for name, choices in allowed.items()))
-    return EngineSpec(path, backend, option or None)
+    return ArtifactSpec(path, backend, option or None)

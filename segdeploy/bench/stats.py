@@ -57,12 +57,15 @@ class Budget:
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s?)\s*$")
 
 
-def parse_budget(text: str | int, what: str) -> Budget:
-    """``"20"`` -> 20 iterations, ``"2s"``/``"2.5s"`` -> seconds; zero or negative is a usage error."""
+def parse_budget(text: str | int, what: str, bare_is_seconds: bool = False) -> Budget:
+    """``"20"`` -> 20 iterations, ``"2s"``/``"2.5s"`` -> seconds; zero or negative is a usage error.
+
+    ``bare_is_seconds``: a number without unit means seconds (``--duration 10``).
+    """
     match = _BUDGET.match(str(text))
     if not match:
         raise UsageError(f"{what} must be a count (20) or seconds (2s), got {text!r}")
-    value, seconds = float(match.group(1)), bool(match.group(2))
+    value, seconds = float(match.group(1)), bool(match.group(2)) or bare_is_seconds
     if value <= 0:
         raise UsageError(f"{what} must be positive, got {text!r}")
     if not seconds and value != int(value):

@@ -1,4 +1,4 @@
-"""``segdeploy bench --engine SPEC ...``: latency, mIoU and agreement for many artifacts in one table."""
+"""``segdeploy bench --artifact SPEC ...`` (or ``--engine``): latency, mIoU and agreement for many artifacts."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ def register(app: typer.Typer) -> None:
 
 
 def bench_command(
-    engine: Annotated[list[str], typer.Option(
-        "--engine", help="PATH[@BACKEND[:OPTION]], repeatable: unet.onnx, unet.onnx@openvino:f32, unet.pt.")],
+    artifact: Annotated[list[str], typer.Option(
+        "--artifact", "--engine",
+        help="PATH[@BACKEND[:OPTION]], repeatable: unet.onnx, unet.onnx@openvino:f32, unet.pt, unet.engine.")],
     reference: Annotated[Path | None, typer.Option(
         help="Eager fp32 checkpoint (default: the artifacts' source checkpoint when it exists).")] = None,
     data: Annotated[Path | None, typer.Option(help="Labelled dataset (default: synthetic scenes, agreement only).")
                     ] = None,
     split: Annotated[str, typer.Option(help="Split of --data.")] = "val",
-    num_images: Annotated[int, typer.Option(help="Images for accuracy and end2end timing.")] = 50,
+    num_images: Annotated[int | None, typer.Option(
+        help="Images for accuracy and end2end timing (default: the whole split; 50 synthetic scenes).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size of the infer timing.")] = 1,
     input_size: InputSizeOpt = None,
     warmup: Annotated[str, typer.Option(help="Warm-up: iterations (20) or seconds (2s).")] = "10",
@@ -40,45 +42,44 @@ def bench_command(
 ) -> None:
     """Benchmark artifacts side by side: latency percentiles, mIoU and agreement with the eager reference."""
     from segdeploy.bench.report import write_outputs
-    from segdeploy.bench.runner import BenchConfig, run_bench
-    from segdeploy.bench.stats import parse_budget
+    from segdeploy.bench.runner import BenchConfig, bench_artifacts
+    from segdeploy.bench.stats import Budget, parse_budget
     from segdeploy.errors import CheckFailedError, UsageError
     from segdeploy.sizes import parse_hw_list
 
     if iters is not None and duration is not None:
         raise UsageError("give --iters or --duration, not both")
     config = BenchConfig(
-        engines=tuple(engine), reference=str(reference) if reference else None, data=str(data) if data else None,
+        artifacts=tuple(artifact), reference=str(reference) if reference else None, data=str(data) if data else None,
         split=split, num_images=num_images, batch=batch,
         input_sizes=tuple(parse_hw_list(input_size)) if input_size else (), warmup=parse_budget(warmup, "--warmup"),
-        iters=parse_budget(f"{duration}" if duration else str(iters or 50), "--duration" if duration else "--iters"),
-        threads=threads, device=device.value,
+        iters=(parse_budget(duration, "--duration", bare_is_seconds=True) if duration
+               else Budget(iterations=iters or 50)),
+        threads=threads, device=device,
     )
     with console.progress_bars() as bar:  # one bar per phase label
-        report = run_bench(config, lambda phase, done, total: bar(phase)(done, total))
+        report = bench_artifacts(config, lambda phase, done, total: bar(phase)(done, total))
     print_table(report)
     written = write_outputs(report, json_path, markdown, plots)
     if plots:
         console.info(f"wrote {len(written)} plots to {plots}")
     if report.failed:
         raise CheckFailedError(f"{len(report.failed)} of {len(report.results)} artifacts failed: "
-                               + "; ".join(f"{r['label']}: {r['error']}" for r in report.failed))
+                               + "; ".join(f"{result.spec.label}: {result.error}" for result in report.failed))
 
 
 def print_table(report) -> None:
     """The bench table on stdout and the noisy-machine warning on stderr."""
-    from segdeploy.bench.report import COLUMNS, noisy_rows, table_rows
+    from segdeploy.bench.report import COLUMNS, noisy_warning, table_rows, title
 
-    table = Table(title=f"segdeploy bench: {len(report.images)} images, reference "
-                        f"{Path(report.reference['artifact']).name if report.reference else 'none'}")
+    table = Table(title=f"segdeploy bench: {title(report)}")
     for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("artifact", "backend", "precision") else "right",
-                         overflow="fold")
+        table.add_column(column, justify="left" if column in ("artifact", "backend", "precision") else "right")
     for row in table_rows(report):
         table.add_row(*(escape(cell) for cell in row))
     console.out.print(table)
     for warning in report.warnings:
         console.info(f"warning: {warning}")
-    noisy = noisy_rows(report)
-    if noisy:
-        console.info(f"warning: noisy machine: infer latency varied by more than 5 % for {', '.join(noisy)}")
+    warning = noisy_warning(report)
+    if warning:
+        console.info(f"warning: {warning}")

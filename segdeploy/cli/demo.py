@@ -32,6 +32,8 @@ def demo_command(
             console.out.print(f"rejected by the accuracy gate: {line}")
         console.out.print(f"trained in {report.train_seconds:.0f} s (val mIoU {report.best_miou or 0:.3f}); "
                           f"report, plots and artifacts are in {report.folder}")
+        if report.recommendation:
+            console.out.print(report.recommendation)
 
     console.run_and_report(lambda: run_demo(output, str(data) if data else None, quick, console.info), show,
                            json_path)

@@ -46,7 +46,7 @@ def train_command(
     from segdeploy.fileio import write_json
     from segdeploy.sizes import parse_hw
     from segdeploy.train.config import EpochResult, TrainConfig
-    from segdeploy.train.trainer import train
+    from segdeploy.train.trainer import train_model
 
     config = TrainConfig(
         data=str(data), arch=arch, output=str(output or f"{arch}.pt"),
@@ -73,7 +73,7 @@ def train_command(
                 progress.update(task, total=event.steps * epochs, completed=event.epoch * event.steps + event.step + 1,
                                 epoch=event.epoch + 1, loss=event.loss)
 
-        report = train(config, on_step)
+        report = train_model(config, on_step)
     best = "-" if report.best_miou is None else f"{report.best_miou:.4f}"
     console.out.print(f"best val mIoU {best} at epoch {report.best_epoch}; wrote {report.output} "
                       f"({report.seconds / 60:.1f} min)")

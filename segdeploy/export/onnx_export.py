@@ -65,6 +65,8 @@ def export_onnx(
     export_seconds = time.perf_counter() - started
     verification = _verify(graph, proto, tensor_io, input_size, config, meta) if config.verify else None
     out_meta = meta.replace(io=tensor_io, precision=Precision.FP32, created_by=f"segdeploy {__version__}")
+    if not config.dynamic:  # a static graph takes only the size it was traced at: that is its eval size
+        out_meta = out_meta.replace(preprocess=dataclasses.replace(meta.preprocess, eval_size=tuple(input_size)))
     out_meta = out_meta.with_record(
         "export", opset=config.opset, dynamic=config.dynamic, input_size=list(input_size),
         torch=str(torch.__version__), onnx=onnx.__version__,

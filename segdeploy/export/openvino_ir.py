@@ -61,7 +61,8 @@ def export_openvino(onnx_path: str | os.PathLike, out: str | os.PathLike,
     if not out.parent.is_dir():
         raise BadInputError(f"cannot write {out}: folder {out.parent} does not exist")
     meta = read_metadata(load_onnx(onnx_path, load_weights=False), str(onnx_path))
-    model = ov.convert_model(str(onnx_path))
+    # Core.read_model, not convert_model: convert_model splits its path argument at commas.
+    model = ov.Core().read_model(str(onnx_path))
     record = meta.with_record("openvino", compress_fp16=config.compress_fp16, openvino=ov.__version__)
     attach_openvino_metadata(model, record)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
@@ -81,11 +82,13 @@ def export_openvino(onnx_path: str | os.PathLike, out: str | os.PathLike,
 
 
 def _verify(onnx_path, xml: Path, meta, config: OpenVinoConfig) -> VerificationCase:
-    """IR (f32 inference) vs ONNX Runtime on seeded synthetic scenes at the eval size."""
+    """IR (f32 inference) vs ONNX Runtime on seeded synthetic scenes at the eval size (a batch of 2 when the
+    graph's batch is dynamic, else 1)."""
     height, width = meta.preprocess.eval_size
-    images, _ = make_scenes(2, height, width, seed=11)
-    batch = np.concatenate([prepare(image, meta.preprocess, meta.io)[0] for image in images])
     with OnnxRuntimeBackend(onnx_path) as reference, OpenVinoBackend(xml, precision="f32") as candidate:
+        batch_dim = reference.input_spec.shape[0] if reference.input_spec.shape else None
+        images, _ = make_scenes(batch_dim or 2, height, width, seed=11)
+        batch = np.concatenate([prepare(image, meta.preprocess, meta.io)[0] for image in images])
         expected, actual = reference.infer(batch), candidate.infer(batch)
     if meta.io.output == OutputKind.MASK:
         return compare_masks(actual, np.eye(meta.num_classes, dtype=np.float32)[expected].transpose(0, 3, 1, 2),

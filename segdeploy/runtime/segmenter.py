@@ -131,10 +131,10 @@ class Segmenter:
         return (np.arange(self.meta.num_classes)[:, None, None] == classes[None]).astype(np.float32)
 
     def _takes_batches(self) -> bool:
-        if self.backend_name == "torch":
-            return True
-        export = next((record for record in self.meta.history if record.get("stage") == "export"), {})
-        return bool(export.get("dynamic"))
+        """Whether the graph's batch dimension is dynamic, as the runtime reports its input."""
+        with self._lock:
+            shape = self.backend.activate().input_spec.shape
+        return shape is None or shape[0] is None
 
 
 def _group_by_input_size(placements: list[Placement]) -> dict[tuple[int, int], list[int]]:

@@ -147,7 +147,7 @@ class _Run:
     state: dict[str, Any]
 
 
-def train(config: TrainConfig, on_step: Callable[[TrainEvent], None] | None = None) -> TrainReport:
+def train_model(config: TrainConfig, on_step: Callable[[TrainEvent], None] | None = None) -> TrainReport:
     """Train ``config.arch`` on ``config.data``; writes the best checkpoint to ``config.output``.
 
     Resumes from ``config.resume``; keeps ``<output stem>.last.pt`` (with optimizer state) after

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from segdeploy.bench.agreement import AccuracyTracker
-from segdeploy.bench.spec import EngineSpec, parse_spec
+from segdeploy.bench.results import ClassFlip
+from segdeploy.bench.spec import ArtifactSpec, parse_spec
 from segdeploy.bench.stats import Budget, latency_stats, parse_budget
 from segdeploy.errors import BadInputError, UsageError
 
@@ -28,11 +29,11 @@ def test_bad_budgets_are_usage_errors(text):
 
 
 @pytest.mark.parametrize("text, spec", [
-    ("unet.onnx", EngineSpec(__import__("pathlib").Path("unet.onnx"), "onnxruntime")),
-    ("unet.onnx@openvino", EngineSpec(__import__("pathlib").Path("unet.onnx"), "openvino")),
-    ("unet.onnx@openvino:f32", EngineSpec(__import__("pathlib").Path("unet.onnx"), "openvino", "f32")),
-    ("m.pt", EngineSpec(__import__("pathlib").Path("m.pt"), "torch")),
-    ("dir/m.engine", EngineSpec(__import__("pathlib").Path("dir/m.engine"), "tensorrt")),
+    ("unet.onnx", ArtifactSpec(__import__("pathlib").Path("unet.onnx"), "onnxruntime")),
+    ("unet.onnx@openvino", ArtifactSpec(__import__("pathlib").Path("unet.onnx"), "openvino")),
+    ("unet.onnx@openvino:f32", ArtifactSpec(__import__("pathlib").Path("unet.onnx"), "openvino", "f32")),
+    ("m.pt", ArtifactSpec(__import__("pathlib").Path("m.pt"), "torch")),
+    ("dir/m.engine", ArtifactSpec(__import__("pathlib").Path("dir/m.engine"), "tensorrt")),
 ])
 def test_spec_parsing(text, spec):
     parsed = parse_spec(text)
@@ -61,8 +62,9 @@ def test_agreement_tracker_flips_and_worst_images():
     tracker.update("a.png", flipped, truth_like, labels)
     tracker.update("b.png", truth_like, truth_like, labels)
     summary = tracker.summary(("x", "y", "z"), reference)
-    assert summary["agreement_vs_reference"] == pytest.approx(11 / 12)  # ignore pixels excluded
-    assert summary["top_flips"] == [{"reference": "y", "artifact": "x", "pixels": 1,
-                                     "fraction_of_reference_class": 0.25}]
-    assert [w["image"] for w in summary["worst_images"]] == ["a.png", "b.png"]
-    assert summary["delta_miou"] < 0 and summary["per_class_iou_change"]["z"] == 0
+    assert summary.agreement_vs_reference == pytest.approx(11 / 12)  # ignore pixels excluded
+    assert summary.top_flips == (ClassFlip(reference="y", artifact="x", pixels=1, fraction_of_reference_class=0.25),)
+    assert [worst.image for worst in summary.worst_images] == ["a.png", "b.png"]
+    assert summary.delta_miou < 0 and summary.per_class_iou_change["z"] == 0
+    serialised = summary.to_dict()  # the JSON keeps its documented keys
+    assert serialised["top_flips"][0]["fraction_of_reference_class"] == 0.25 and serialised["miou"] is not None

@@ -29,3 +29,16 @@ def test_bad_output_names_are_refused(onnx_path, tmp_path):
         export_openvino(onnx_path, tmp_path / "m.bin")
     with pytest.raises(BadInputError, match="does not exist"):
         export_openvino(onnx_path, tmp_path / "missing" / "m.xml")
+
+
+def test_a_static_export_at_its_own_size_converts_and_runs(export_variant, tmp_path):
+    """A static graph takes one size and batch 1: its metadata's eval size is that size, and the IR's
+    verification feeds exactly that (it once fed batch 2 at the preset's 360x480)."""
+    from segdeploy.runtime.segmenter import Segmenter
+
+    static = export_variant(dynamic=False, input_size=(32, 48))
+    assert static.meta.preprocess.eval_size == (32, 48)
+    report = export_openvino(static.output, tmp_path / "s.xml")
+    assert report.verification.passed
+    with Segmenter(tmp_path / "s.xml") as segmenter:
+        assert segmenter.predict(__import__("numpy").zeros((70, 90, 3), "uint8")).shape == (70, 90)

@@ -11,7 +11,7 @@ from segdeploy.cli.app import app
 from segdeploy.errors import BadInputError
 from segdeploy.models.checkpoint import load_model
 from segdeploy.train.losses import distillation_loss
-from segdeploy.train.trainer import Objective, TrainConfig, train
+from segdeploy.train.trainer import Objective, TrainConfig, train_model
 
 
 def test_distillation_loss_by_hand():
@@ -75,7 +75,7 @@ def test_teacher_runs_once_per_batch_without_gradients():
 
 def test_student_records_its_teacher(trained_checkpoint, scenes, tmp_path):
     teacher = trained_checkpoint("swin_seg_tiny")
-    train(TrainConfig(data=str(scenes), arch="unet_tiny", output=str(tmp_path / "kd.pt"), input_size=(64, 80),
+    train_model(TrainConfig(data=str(scenes), arch="unet_tiny", output=str(tmp_path / "kd.pt"), input_size=(64, 80),
                       epochs=1, batch=4, seed=0, val_split=None, teacher=str(teacher), max_steps_per_epoch=2))
     record = next(r for r in load_model(tmp_path / "kd.pt")[1].history if r["stage"] == "distill")
     assert record["teacher"] == str(teacher) and len(record["teacher_sha256"]) == 64 and record["kd_weight"] == 0.5
@@ -89,12 +89,12 @@ def test_teacher_errors(trained_checkpoint, scenes, tmp_path):
     common = dict(data=str(scenes), arch="unet_tiny", output=str(tmp_path / "s.pt"), epochs=1, val_split=None,
                   input_size=(64, 80))
     with pytest.raises(BadInputError, match="3 classes"):
-        train(TrainConfig(teacher=str(tmp_path / "three.pt"), **common))
+        train_model(TrainConfig(teacher=str(tmp_path / "three.pt"), **common))
     (tmp_path / "junk.pt").write_bytes(np.arange(100, dtype=np.uint8).tobytes())
     with pytest.raises(BadInputError, match="junk.pt"):
-        train(TrainConfig(teacher=str(tmp_path / "junk.pt"), **common))
+        train_model(TrainConfig(teacher=str(tmp_path / "junk.pt"), **common))
     with pytest.raises(BadInputError, match="not found"):
-        train(TrainConfig(teacher="missing_teacher", **common))
+        train_model(TrainConfig(teacher="missing_teacher", **common))
     result = CliRunner().invoke(app, ["train", "--data", str(scenes), "--arch", "unet_tiny", "--teacher",
                                       str(tmp_path / "three.pt"), "--kd-temperature", "0"])
     assert result.exit_code == 3 and "kd-temperature" in result.stderr  # parses, but invalid: bad input

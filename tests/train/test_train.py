@@ -7,7 +7,7 @@ from segdeploy.data.synthetic import write_synthetic_dataset
 from segdeploy.errors import BadInputError
 from segdeploy.models.checkpoint import load_model
 from segdeploy.train.losses import class_weights_from_counts, dice_loss, segmentation_loss
-from segdeploy.train.trainer import IGNORE, TrainConfig, learning_rate, train
+from segdeploy.train.trainer import IGNORE, TrainConfig, learning_rate, train_model
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def _config(root, out, **changes):
 
 
 def test_a_few_steps_lower_the_loss_and_keep_the_best(synthetic_root, tmp_path):
-    report = train(_config(synthetic_root, tmp_path / "m.pt"))
+    report = train_model(_config(synthetic_root, tmp_path / "m.pt"))
     losses = [epoch.loss for epoch in report.epochs]
     assert losses[-1] < losses[0]
     assert all(0 <= e.val_miou <= 1 for e in report.epochs)
@@ -34,24 +34,25 @@ def test_a_few_steps_lower_the_loss_and_keep_the_best(synthetic_root, tmp_path):
 
 
 def test_resume_continues_where_it_stopped(synthetic_root, tmp_path):
-    train(_config(synthetic_root, tmp_path / "m.pt", epochs=2))
+    train_model(_config(synthetic_root, tmp_path / "m.pt", epochs=2))
     first = read_checkpoint(tmp_path / "m.last.pt")["train_state"]
-    report = train(_config(synthetic_root, tmp_path / "m.pt", epochs=3, resume=str(tmp_path / "m.last.pt")))
+    report = train_model(_config(synthetic_root, tmp_path / "m.pt", epochs=3, resume=str(tmp_path / "m.last.pt")))
     assert first["epoch"] == 2
     assert [e.epoch for e in report.epochs] == [1, 2, 3]  # history carried over, one new epoch
 
 
 def test_resume_from_another_architecture_is_refused(synthetic_root, tmp_path):
-    train(_config(synthetic_root, tmp_path / "m.pt", epochs=1, val_split=None))
+    train_model(_config(synthetic_root, tmp_path / "m.pt", epochs=1, val_split=None))
     with pytest.raises(BadInputError, match="unet_tiny checkpoint, not swin_seg_tiny"):
-        train(_config(synthetic_root, tmp_path / "s.pt", arch="swin_seg_tiny", resume=str(tmp_path / "m.last.pt")))
+        train_model(_config(synthetic_root, tmp_path / "s.pt", arch="swin_seg_tiny",
+                            resume=str(tmp_path / "m.last.pt")))
 
 
 def test_bad_training_options(synthetic_root, tmp_path):
     with pytest.raises(BadInputError, match=r"--loss must be one of ce, dice, focal, ce\+dice"):
-        train(_config(synthetic_root, tmp_path / "m.pt", loss="hinge"))
+        train_model(_config(synthetic_root, tmp_path / "m.pt", loss="hinge"))
     with pytest.raises(BadInputError, match="split 'nope' not found"):
-        train(_config(synthetic_root, tmp_path / "m.pt", split="nope"))
+        train_model(_config(synthetic_root, tmp_path / "m.pt", split="nope"))
 
 
 def test_warmup_then_decay():
