@@ -31,9 +31,9 @@ class SegdeployGroup(TyperGroup):
         except KeyboardInterrupt:
             console.err.print("interrupted")
             ctx.exit(130)
-        except BrokenPipeError:  # the reader went away (segdeploy ... | head): stop quietly, as cat does
+        except BrokenPipeError:  # the reader went away (segdeploy ... | head): what it asked for, not a failure
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(141)
+            ctx.exit(0)
         except Exception as error:  # a bug: still one line unless --debug
             _report(error, f"internal error: {type(error).__name__}: {error} "
                            "(rerun with --debug for the traceback)")

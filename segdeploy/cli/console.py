@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,19 @@ STATE = CliState(debug=debug_from_environment())
 # Off a terminal (CI logs, pipes, files) rich would assume 80 columns and break words inside table
 # cells ("onnxruntim/e"); tables are printed at their natural width there instead, never folded.
 _WIDTH = None if os.isatty(1) else 1000
-out = Console(highlight=False, width=_WIDTH)
-err = Console(stderr=True, highlight=False, width=_WIDTH)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (segdeploy ... | head): stop writing and let the CLI end with exit 0
+        (rich's own handler exits 1, which reads as a failure)."""
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush must not fail
+        raise BrokenPipeError
+
+
+out = _Console(highlight=False, width=_WIDTH)
+err = _Console(stderr=True, highlight=False, width=_WIDTH)
 
 
 def info(message: str) -> None:
