@@ -26,7 +26,7 @@ def _eager(model, batch):
         return model(torch.from_numpy(batch)).numpy()
 
 
-@pytest.mark.parametrize("fixture", ["unet_export", "swin_export"])
+@pytest.mark.parametrize("fixture", ["unet_export", pytest.param("swin_export", marks=pytest.mark.slow)])
 def test_onnx_matches_eager_at_many_shapes(request, fixture):
     model, meta, report = request.getfixturevalue(fixture)
     assert report.verification.passed

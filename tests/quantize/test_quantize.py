@@ -106,6 +106,7 @@ def test_fp16_runs_and_agrees(unet_fp32, tmp_path):
     assert report.accuracy.agreement_miou >= 0.98 and report.accuracy.passed
 
 
+@pytest.mark.slow  # trains and exports a Swin-Seg (~80 s on 2 cores)
 def test_dynamic_int8_quantizes_swin_matmuls(swin_fp32, tmp_path):
     report = quantize_dynamic(swin_fp32, tmp_path / "dyn.onnx", QuantConfig(gate=CONFIG.gate))
     ops = {node.op_type for node in load_onnx(report.output).graph.node}
@@ -196,7 +197,7 @@ def test_fp16_remainder_needs_opset_19(unet_fp32, scenes, tmp_path):
         quantize_int8(tmp_path / "old.onnx", tmp_path / "x.onnx", str(scenes), CONFIG.replace(high_precision="fp16"))
 
 
-@pytest.mark.parametrize("fixture", ["unet_fp32", "swin_fp32"])
+@pytest.mark.parametrize("fixture", ["unet_fp32", pytest.param("swin_fp32", marks=pytest.mark.slow)])
 def test_the_float_models_are_not_trivial(fixture, request, scenes):
     # Agreement tests mean nothing on a model that predicts one class everywhere.
     from segdeploy.data.datasets import open_dataset

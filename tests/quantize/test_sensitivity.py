@@ -107,6 +107,7 @@ def test_auto_exclude_keeps_exactly_the_group_that_matters_in_float(scenes, tmp_
     assert [name for name, node in convs.items() if not _weight_dequantized(model, node)] == ["fragile"]
 
 
+@pytest.mark.slow  # the swin_fp32 fixture trains and exports a Swin-Seg (~80 s on 2 cores)
 def test_tensorrt_target_puts_qdq_on_residual_add_inputs_only(swin_fp32, scenes, tmp_path):
     source = onnx.load(swin_fp32)
     residuals = set(residual_adds(source, module_groups(source, ("MatMul", "Conv"))))
