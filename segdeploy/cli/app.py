@@ -80,9 +80,9 @@ def main_callback(
 
 def _register() -> None:
     # Command modules import only typer/rich at module level; heavy work is lazy.
-    from segdeploy.cli import bench, build, demo, export, info, manifest, predict, quantize, train
+    from segdeploy.cli import bench, build, calibration_set, demo, export, info, predict, quantize, train
 
-    for module in (export, quantize, build, predict, bench, train, manifest, info, demo):
+    for module in (export, quantize, build, predict, bench, train, calibration_set, info, demo):
         module.register(app)
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from segdeploy.cli import console
 from segdeploy.cli.options import JsonOpt
-from segdeploy.data.manifest import Selection
+from segdeploy.data.calibration_set import Selection
 from segdeploy.metadata import Precision
 from segdeploy.quantize.config import CalibrationMethod, CpuActivations, HighPrecision, Target
 
@@ -29,8 +29,9 @@ def quantize_command(
     precision: Annotated[Precision, typer.Option(help="fp16, int8 (calibrated QDQ) or int8-dynamic.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .onnx path.")] = None,
     target: Annotated[Target | None, typer.Option(help="tensorrt (int8, fp16 default) or cpu.")] = None,
-    calib: Annotated[str | None, typer.Option(help="Calibration images: manifest, dataset or image folder.")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="Where a manifest's relative paths resolve.")] = None,
+    calib: Annotated[str | None, typer.Option(
+        help="Calibration images: a calibration set (.json), a dataset or split folder, or an image folder.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Where a calibration set's relative paths resolve.")] = None,
     num_images: Annotated[int, typer.Option(help="Calibration images (capped by what exists).")] = 96,
     select: Annotated[Selection, typer.Option(help="How calibration images are chosen.")] = Selection.RANDOM,
     seed: Annotated[int, typer.Option(help="Seed for the calibration selection.")] = 0,

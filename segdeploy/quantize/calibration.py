@@ -16,8 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from segdeploy.data.calibration_set import (
+    CALIBRATION_SET_FORMAT,
+    EARLIER_FORMATS,
+    CalibrationSet,
+    build_calibration_set,
+    load_calibration_set,
+)
 from segdeploy.data.datasets import open_dataset, open_image_folder, read_image
-from segdeploy.data.manifest import MANIFEST_FORMAT, Manifest, build_manifest, load_manifest
 from segdeploy.data.preprocess import preprocess
 from segdeploy.errors import BadInputError, require
 from segdeploy.metadata import ArtifactMeta
@@ -25,33 +31,35 @@ from segdeploy.quantize.config import CalibrationMethod
 
 
 @dataclass(frozen=True)
-class CalibrationSet:
+class CalibrationSource:
+    """The calibration images chosen from ``--calib``, their written-down set, and where they came from."""
+
     files: tuple[Path, ...]
-    manifest: Manifest
+    set: CalibrationSet
     dataset_root: Path | None  # the dataset the images came from, for a default eval split
 
 
 def resolve_calibration(source: str, num_images: int, seed: int, select: str,
-                        data_root: str | None = None) -> CalibrationSet:
-    """A manifest, a dataset folder (its ``train`` split) or a plain image folder -> image files."""
+                        data_root: str | None = None) -> CalibrationSource:
+    """A calibration set file, a dataset folder (its ``train`` split) or a plain image folder -> image files."""
     path = Path(source)
     if path.is_file():
-        if path.suffix != ".json" or MANIFEST_FORMAT not in path.read_text(errors="ignore")[:200]:
-            raise BadInputError(f"--calib {path} is a file but not a calibration manifest")
-        manifest, files = load_manifest(path, data_root)
-        files = files[:num_images]
-        return CalibrationSet(tuple(files), manifest, Path(manifest.data_root))
+        head = path.read_text(errors="ignore")[:200] if path.suffix == ".json" else ""
+        if not any(name in head for name in (CALIBRATION_SET_FORMAT, *EARLIER_FORMATS)):
+            raise BadInputError(f"--calib {path} is a file but not a calibration set (see 'segdeploy calibration-set')")
+        chosen, files = load_calibration_set(path, data_root)
+        return CalibrationSource(tuple(files[:num_images]), chosen, Path(chosen.data_root))
     if not path.is_dir():
         raise BadInputError(f"calibration source not found: {path}")
     try:
         open_dataset(path, "train")
-        manifest = build_manifest(path, "train", num_images, select, seed)
+        chosen = build_calibration_set(path, "train", num_images, select, seed)
         dataset_root = path
     except BadInputError:
         open_image_folder(path)  # raises if there are no images at all
-        manifest = build_manifest(path, None, num_images, "random", seed)
+        chosen = build_calibration_set(path, None, num_images, "random", seed)
         dataset_root = None
-    return CalibrationSet(tuple(manifest.resolve()), manifest, dataset_root)
+    return CalibrationSource(tuple(chosen.resolve()), chosen, dataset_root)
 
 
 class _OneBatch:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from segdeploy.data.manifest import Selection
+from segdeploy.data.calibration_set import Selection
 from segdeploy.errors import check_range, convert_choices
 from segdeploy.metadata import Precision
 
@@ -62,7 +62,7 @@ class QuantConfig:
     """
 
     precision: Precision = Precision.INT8
-    calib: str | None = None  # calibration source (int8): manifest, dataset folder or image folder
+    calib: str | None = None  # calibration source (int8): calibration set file, dataset (split) folder or image folder
     target: Target | None = None
     method: CalibrationMethod = CalibrationMethod.ENTROPY
     percentile: float = 99.999
@@ -70,7 +70,7 @@ class QuantConfig:
     seed: int = 0
     select: Selection = Selection.RANDOM
     per_channel: bool = True
-    data_root: str | None = None  # where a manifest's relative paths resolve
+    data_root: str | None = None  # where a calibration set's relative paths resolve
     exclude_nodes: tuple[str, ...] = ()
     exclude_ops: tuple[str, ...] = ()
     exclude_modules: tuple[str, ...] = ()  # module paths (e.g. "down.1", "encoder.stages.0.blocks.1")

@@ -22,7 +22,7 @@ from pathlib import Path
 import onnx
 
 from segdeploy.artifact_meta import read_metadata
-from segdeploy.data.manifest import write_manifest
+from segdeploy.data.calibration_set import write_calibration_set
 from segdeploy.errors import BadInputError, require
 from segdeploy.metadata import Precision
 from segdeploy.module_paths import module_groups, nodes_in_modules, residual_adds
@@ -55,7 +55,7 @@ def calibration_set_path(out: Path) -> Path:
 
 def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: str,
                   config: QuantConfig = QuantConfig(), on_image=None, on_group=None) -> QuantReport:
-    """Calibrate on ``calib`` (manifest, dataset or image folder) and write a QDQ INT8 model.
+    """Calibrate on ``calib`` (calibration set file, dataset or image folder) and write a QDQ INT8 model.
 
     With ``config.sensitivity``/``auto_exclude`` the ranges are reused to rank module groups
     (``on_group(done, total)`` reports progress) and the ``auto_exclude`` worst stay float.
@@ -65,7 +65,7 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
     model = load_onnx(onnx_path)
     meta = read_metadata(model, str(onnx_path))
     refuse_quantized(model, meta, str(onnx_path))
-    recipe = _recipe(model, config)
+    plan = _qdq_plan(model, config)
     float_nodes = sorted(set(config.exclude_nodes) | set(nodes_in_modules(model, config.exclude_modules)
                                                           if config.exclude_modules else ()))
     calibration = resolve_calibration(calib, config.num_images, config.seed, config.select, config.data_root)
@@ -73,51 +73,51 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
     held_out = held_out_images(config.gate, meta, calibration.dataset_root, calibration.files)
     sensitivity = None
     with tempfile.TemporaryDirectory(prefix="segdeploy-int8.") as scratch:
-        recipe = dataclasses.replace(recipe, scratch=Path(scratch))
-        peak_rss = _calibrate(onnx_path, recipe, calibration.files, meta, config, on_image)
+        plan = dataclasses.replace(plan, scratch=Path(scratch))
+        peak_rss = _calibrate(onnx_path, plan, calibration.files, meta, config, on_image)
         if config.sensitivity or config.auto_exclude:
-            sensitivity = _rank_and_exclude(model, recipe, meta, held_out, float_nodes, config, on_group)
-            float_nodes = sorted(set(float_nodes).union(*(recipe.groups[group] for group in sensitivity.auto_excluded)))
-        quantized = recipe.build(float_nodes)
+            sensitivity = _rank_and_exclude(model, plan, meta, held_out, float_nodes, config, on_group)
+            float_nodes = sorted(set(float_nodes).union(*(plan.groups[group] for group in sensitivity.auto_excluded)))
+        quantized = plan.build(float_nodes)
     set_file = calibration_set_path(out)
-    record = recipe.record(config, tuple(float_nodes), sensitivity, CalibrationRecord(
-        len(calibration.files), calibration.manifest.digest, calibration.manifest.source, set_file.name,
+    record = plan.record(config, tuple(float_nodes), sensitivity, CalibrationRecord(
+        len(calibration.files), calibration.set.digest, calibration.set.source, set_file.name,
         round(peak_rss, 1)))
     report = finish(quantized, out, model, meta, precision=Precision.INT8, gate=config.gate, record=record,
-                    started=started, held_out=held_out, notes=recipe.notes(), sensitivity=sensitivity)
-    write_manifest(calibration.manifest, set_file)
+                    started=started, held_out=held_out, notes=plan.notes(), sensitivity=sensitivity)
+    write_calibration_set(calibration.set, set_file)
     return report
 
 
-def _calibrate(onnx_path, recipe: _Recipe, files: list, meta, config: QuantConfig, on_image) -> float:
-    """Pre-process the float model and save calibration ranges in ``recipe.scratch``; returns peak RSS (MB)."""
+def _calibrate(onnx_path, plan: _QdqPlan, files: list, meta, config: QuantConfig, on_image) -> float:
+    """Pre-process the float model and save calibration ranges in ``plan.scratch``; returns peak RSS (MB)."""
     from onnxruntime.quantization import quant_pre_process
     from onnxruntime.quantization.calibrate import save_tensors_data
 
     # Symbolic shape inference cannot follow the exporter's dynamic shapes; ONNX's own
     # shape inference and ORT's graph optimisation (Conv+BN folding) still run.
-    quant_pre_process(str(onnx_path), str(recipe.pre_path), skip_symbolic_shape=True)
-    ranges, peak_rss = collect_ranges(recipe.pre_path, files, meta, config.method, config.percentile,
-                                      recipe.symmetric, on_image)
-    save_tensors_data(ranges, recipe.ranges_path)
+    quant_pre_process(str(onnx_path), str(plan.pre_path), skip_symbolic_shape=True)
+    ranges, peak_rss = collect_ranges(plan.pre_path, files, meta, config.method, config.percentile,
+                                      plan.symmetric, on_image)
+    save_tensors_data(ranges, plan.ranges_path)
     return peak_rss
 
 
-def _rank_and_exclude(model, recipe: _Recipe, meta, held_out, float_nodes: list[str], config: QuantConfig,
+def _rank_and_exclude(model, plan: _QdqPlan, meta, held_out, float_nodes: list[str], config: QuantConfig,
                       on_group) -> SensitivityReport:
     """Rank module groups with the saved ranges; the ``auto_exclude`` that recover agreement stay float."""
-    if not recipe.groups:
+    if not plan.groups:
         raise BadInputError("this ONNX has no module paths on its nodes; re-export it with this segdeploy "
                             "to use --sensitivity")
     images = [image for image, _ in held_out[1][: config.sensitivity_images]]
-    sensitivity = rank_groups(model.SerializeToString(), recipe.build, meta, images, recipe.groups, float_nodes,
+    sensitivity = rank_groups(model.SerializeToString(), plan.build, meta, images, plan.groups, float_nodes,
                               on_group)
     worst = tuple(row.group for row in sensitivity.rows[: config.auto_exclude] if row.recovered > 0)
     return dataclasses.replace(sensitivity, auto_excluded=worst)
 
 
 @dataclass(frozen=True)
-class _Recipe:
+class _QdqPlan:
     """Everything that turns the pre-processed model and saved ranges into a QDQ model."""
 
     target: Target
@@ -182,7 +182,7 @@ class _Recipe:
                 "Built for TensorRT: on a CPU it runs, but its FP16 parts and symmetric Q/DQ are slow there.")
 
 
-def _recipe(model: onnx.ModelProto, config: QuantConfig) -> _Recipe:
+def _qdq_plan(model: onnx.ModelProto, config: QuantConfig) -> _QdqPlan:
     target = config.target or Target.TENSORRT
     fp16_remainder = target == Target.TENSORRT and config.high_precision == HighPrecision.FP16
     if fp16_remainder and opset_of(model) < MIN_FP16_QDQ_OPSET:
@@ -194,7 +194,7 @@ def _recipe(model: onnx.ModelProto, config: QuantConfig) -> _Recipe:
     tensorrt = target == Target.TENSORRT
     groups = module_groups(model, op_types)
     adds = tuple(residual_adds(model, groups)) if tensorrt and "Add" not in config.exclude_ops else ()
-    return _Recipe(
+    return _QdqPlan(
         target=target, symmetric=tensorrt or config.cpu_activations == CpuActivations.S8,
         per_channel=config.per_channel, fp16_remainder=fp16_remainder,
         method=config.method, op_types=op_types,

@@ -39,7 +39,7 @@ def quantize_onnx(model: str | os.PathLike, out: str | os.PathLike | None, confi
     if config.precision == Precision.FP32:
         raise BadInputError("--precision fp32 is what export writes; choose fp16, int8 or int8-dynamic")
     if not config.calib:
-        raise BadInputError("--precision int8 needs --calib (a manifest, dataset or image folder): "
+        raise BadInputError("--precision int8 needs --calib (a calibration set file, dataset or image folder): "
                             "segdeploy never calibrates on random data")
     from segdeploy.quantize.int8 import quantize_int8
 

@@ -1,4 +1,4 @@
-"""``train`` and ``manifest`` through the CLI."""
+"""``train`` and ``calibration-set`` through the CLI."""
 
 import json
 
@@ -45,9 +45,11 @@ def test_train_unknown_loss_is_usage_error(root):
     assert invoke("train", "--data", root, "--arch", "unet_tiny", "--loss", "hinge").exit_code == 2
 
 
-def test_manifest_command(root, tmp_path):
-    result = invoke("manifest", "--data", root, "--split", "train", "--num-images", "3", "--select",
+@pytest.mark.parametrize("command", ["calibration-set", "manifest"])  # "manifest": its first, hidden name
+def test_calibration_set_command(root, tmp_path, command):
+    result = invoke(command, "--data", root, "--split", "train", "--num-images", "3", "--select",
                     "class-balanced", "-o", tmp_path / "m.json")
     assert result.exit_code == 0, result.output
-    assert len(json.loads((tmp_path / "m.json").read_text())["images"]) == 3
-    assert_clean_failure(invoke("manifest", "--data", tmp_path / "none", "-o", tmp_path / "x.json"), 3, "not found")
+    written = json.loads((tmp_path / "m.json").read_text())
+    assert len(written["images"]) == 3 and written["format"] == "segdeploy.calibration-set"
+    assert_clean_failure(invoke(command, "--data", tmp_path / "none", "-o", tmp_path / "x.json"), 3, "not found")

@@ -1,8 +1,8 @@
-"""Calibration manifests: image paths relative to a data root, each with its sha256.
+"""Calibration sets: image paths relative to a data root, each with its sha256 (a JSON file).
 
-A manifest makes a calibration set reproducible and checkable. Paths resolve against
-``data_root`` given by the caller, else the root recorded in the manifest, else the
-manifest's own folder. ``class-balanced`` selection uses label maps so rare classes
+Written down, a calibration set is reproducible and checkable. Paths resolve against
+``data_root`` given by the caller, else the root recorded in the file, else the
+file's own folder. ``class-balanced`` selection uses label maps so rare classes
 (pole, sign, pedestrian, bicyclist on CamVid) are covered.
 """
 
@@ -22,7 +22,9 @@ from segdeploy.data.datasets import SegDataset, open_dataset, open_image_folder
 from segdeploy.errors import BadInputError, check_choice
 from segdeploy.fileio import require_file, sha256_bytes, sha256_file, write_json
 
-MANIFEST_FORMAT = "segdeploy.calibration-manifest"
+CALIBRATION_SET_FORMAT = "segdeploy.calibration-set"
+# Read as well: files written before the calibration set and the engine's sidecar manifest got distinct names.
+EARLIER_FORMATS = ("segdeploy.calibration-manifest",)
 
 
 class Selection(StrEnum):
@@ -33,7 +35,7 @@ class Selection(StrEnum):
 
 
 @dataclass(frozen=True)
-class Manifest:
+class CalibrationSet:
     images: tuple[str, ...]  # relative to the data root
     sha256: tuple[str, ...]
     data_root: str
@@ -83,8 +85,8 @@ def _class_balanced(dataset: SegDataset, count: int, rng: np.random.Generator) -
     return sorted(chosen)
 
 
-def build_manifest(data: str | os.PathLike, split: str | None, count: int, selection: str = "random",
-                   seed: int = 0) -> Manifest:
+def build_calibration_set(data: str | os.PathLike, split: str | None, count: int, selection: str = "random",
+                   seed: int = 0) -> CalibrationSet:
     """Choose images from a dataset split (or a plain image folder when ``split`` is None)."""
     if count < 1:
         raise BadInputError("--num-images must be >= 1")
@@ -92,7 +94,7 @@ def build_manifest(data: str | os.PathLike, split: str | None, count: int, selec
     indices = select_images(dataset, count, selection, seed)
     root = Path(data).resolve()
     paths = [dataset.pairs[index][0].resolve() for index in indices]
-    return Manifest(
+    return CalibrationSet(
         images=tuple(str(path.relative_to(root)) for path in paths),
         sha256=tuple(sha256_file(path) for path in paths),
         data_root=str(root), selection=selection, seed=seed,
@@ -100,30 +102,31 @@ def build_manifest(data: str | os.PathLike, split: str | None, count: int, selec
     )
 
 
-def write_manifest(manifest: Manifest, path: str | os.PathLike) -> None:
-    """Write JSON; ``data_root`` is stored relative to the manifest's folder so a repository can move."""
-    relative_root = os.path.relpath(manifest.data_root, Path(path).resolve().parent)
+def write_calibration_set(calibration_set: CalibrationSet, path: str | os.PathLike) -> None:
+    """Write JSON; ``data_root`` is stored relative to the file's folder so a repository can move."""
+    relative_root = os.path.relpath(calibration_set.data_root, Path(path).resolve().parent)
     payload: dict[str, Any] = {
-        "format": MANIFEST_FORMAT, "version": 1, "source": manifest.source,
-        "selection": manifest.selection, "seed": manifest.seed, "data_root": relative_root,
-        "created": datetime.date.today().isoformat(), "digest": manifest.digest,
-        "images": [{"path": name, "sha256": digest} for name, digest in zip(manifest.images, manifest.sha256)],
+        "format": CALIBRATION_SET_FORMAT, "version": 1, "source": calibration_set.source,
+        "selection": calibration_set.selection, "seed": calibration_set.seed, "data_root": relative_root,
+        "created": datetime.date.today().isoformat(), "digest": calibration_set.digest,
+        "images": [{"path": name, "sha256": digest}
+                   for name, digest in zip(calibration_set.images, calibration_set.sha256)],
     }
     write_json(path, payload)
 
 
-def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None = None,
-                  verify: bool = True) -> tuple[Manifest, list[Path]]:
-    """Read a manifest and resolve its images; with ``verify``, every file must exist with its hash."""
-    path = require_file(path, "calibration manifest")
+def load_calibration_set(path: str | os.PathLike, data_root: str | os.PathLike | None = None,
+                  verify: bool = True) -> tuple[CalibrationSet, list[Path]]:
+    """Read a calibration set and resolve its images; with ``verify``, every file must exist with its hash."""
+    path = require_file(path, "calibration set")
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path} is not a JSON manifest: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != MANIFEST_FORMAT:
-        raise BadInputError(f"{path} is not a segdeploy calibration manifest")
+        raise BadInputError(f"{path} is not a JSON calibration set: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") not in (CALIBRATION_SET_FORMAT, *EARLIER_FORMATS):
+        raise BadInputError(f"{path} is not a segdeploy calibration set")
     try:
-        manifest = Manifest(
+        calibration_set = CalibrationSet(
             images=tuple(item["path"] for item in payload["images"]),
             sha256=tuple(item["sha256"] for item in payload["images"]),
             data_root=str(path.resolve().parent / payload.get("data_root", ".")),
@@ -131,20 +134,20 @@ def load_manifest(path: str | os.PathLike, data_root: str | os.PathLike | None =
             source=payload.get("source", "?"),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise BadInputError(f"{path} is a malformed manifest: {exc!r}") from exc
-    root = Path(data_root) if data_root else Path(manifest.data_root)
-    files = manifest.resolve(root)
+        raise BadInputError(f"{path} is a malformed calibration set: {exc!r}") from exc
+    root = Path(data_root) if data_root else Path(calibration_set.data_root)
+    files = calibration_set.resolve(root)
     if verify:
-        _verify_files(files, manifest.sha256, root)
-    return manifest, files
+        _verify_files(files, calibration_set.sha256, root)
+    return calibration_set, files
 
 
 def _verify_files(files: list[Path], hashes: tuple[str, ...], root: Path) -> None:
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise BadInputError(f"{len(missing)} manifest image(s) missing under {root} (first: {missing[0]}); "
+        raise BadInputError(f"{len(missing)} calibration image(s) missing under {root} (first: {missing[0]}); "
                             "pass --data-root")
     changed = [f for f, h in zip(files, hashes) if sha256_file(f) != h]
     if changed:
-        raise BadInputError(f"{len(changed)} manifest image(s) changed since the manifest was written "
+        raise BadInputError(f"{len(changed)} calibration image(s) changed since the calibration set was written "
                             f"(first: {changed[0]})")

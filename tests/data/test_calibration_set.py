@@ -3,8 +3,13 @@ import json
 import numpy as np
 import pytest
 
+from segdeploy.data.calibration_set import (
+    build_calibration_set,
+    load_calibration_set,
+    select_images,
+    write_calibration_set,
+)
 from segdeploy.data.datasets import open_dataset
-from segdeploy.data.manifest import build_manifest, load_manifest, select_images, write_manifest
 from segdeploy.data.synthetic import write_synthetic_dataset
 from segdeploy.errors import BadInputError
 
@@ -15,30 +20,30 @@ def root(tmp_path_factory):
 
 
 def test_same_seed_same_manifest(root, tmp_path):
-    first = build_manifest(root, "train", 5, "random", seed=3)
-    assert first == build_manifest(root, "train", 5, "random", seed=3)
-    assert first.images != build_manifest(root, "train", 5, "random", seed=4).images
-    write_manifest(first, tmp_path / "m.json")
-    loaded, files = load_manifest(tmp_path / "m.json")
+    first = build_calibration_set(root, "train", 5, "random", seed=3)
+    assert first == build_calibration_set(root, "train", 5, "random", seed=3)
+    assert first.images != build_calibration_set(root, "train", 5, "random", seed=4).images
+    write_calibration_set(first, tmp_path / "m.json")
+    loaded, files = load_calibration_set(tmp_path / "m.json")
     assert loaded.digest == first.digest and all(f.is_file() for f in files)
     assert not json.loads((tmp_path / "m.json").read_text())["data_root"].startswith("/")
 
 
 def test_count_is_capped_by_what_exists(root):
-    assert len(build_manifest(root, "train", 1000, "random").images) == 12
+    assert len(build_calibration_set(root, "train", 1000, "random").images) == 12
 
 
 def test_changed_or_missing_images_are_detected(root, tmp_path):
-    manifest = build_manifest(root, "train", 3, "random")
-    write_manifest(manifest, tmp_path / "m.json")
+    manifest = build_calibration_set(root, "train", 3, "random")
+    write_calibration_set(manifest, tmp_path / "m.json")
     with pytest.raises(BadInputError, match="missing under"):
-        load_manifest(tmp_path / "m.json", data_root=tmp_path)
+        load_calibration_set(tmp_path / "m.json", data_root=tmp_path)
     target = manifest.resolve()[0]
     original = target.read_bytes()
     try:
         target.write_bytes(original + b"\0")
         with pytest.raises(BadInputError, match="changed since"):
-            load_manifest(tmp_path / "m.json")
+            load_calibration_set(tmp_path / "m.json")
     finally:
         target.write_bytes(original)
 
@@ -58,10 +63,17 @@ def test_class_balanced_covers_rare_classes_better_than_random(root):
     assert coverage(balanced) >= max(randoms)
 
 
-def test_not_a_manifest(tmp_path):
+def test_not_a_calibration_set(tmp_path):
     (tmp_path / "x.json").write_text("{}")
-    with pytest.raises(BadInputError, match="not a segdeploy calibration manifest"):
-        load_manifest(tmp_path / "x.json")
+    with pytest.raises(BadInputError, match="not a segdeploy calibration set"):
+        load_calibration_set(tmp_path / "x.json")
+
+
+def test_files_written_under_the_earlier_format_name_still_load(root, tmp_path):
+    write_calibration_set(build_calibration_set(root, "train", 2, "random"), tmp_path / "c.json")
+    text = (tmp_path / "c.json").read_text().replace("segdeploy.calibration-set", "segdeploy.calibration-manifest")
+    (tmp_path / "old.json").write_text(text)
+    assert len(load_calibration_set(tmp_path / "old.json")[1]) == 2
 
 
 @pytest.mark.data
