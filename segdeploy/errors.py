@@ -51,6 +51,10 @@ class BadInputError(SegdeployError):
     exit_code = EXIT_BAD_INPUT
 
 
+class SegdeployWarning(UserWarning):
+    """Something works but may not do what the user expects (the CLI prints it as one 'warning:' line)."""
+
+
 class MissingDependencyError(SegdeployError):
     """An optional package, backend or device is not available."""
 

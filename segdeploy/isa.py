@@ -42,3 +42,9 @@ def isa_class(flags: tuple[str, ...] | None = None, machine: str | None = None) 
     if machine in ("aarch64", "arm64"):
         return "arm64-dot" if "asimddp" in flags else "arm64"
     return machine
+
+
+def full_range_int8() -> bool:
+    """Whether this CPU multiplies 8-bit integers without the int16 saturation of AVX2's ``vpmaddubsw``
+    (VNNI, AMX, ARM dot product): where 8-bit weights keep their accuracy."""
+    return isa_class() in ("x86-vnni", "x86-amx", "arm64-dot")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 from typing import Annotated
 
 import typer
@@ -14,7 +15,7 @@ from typer.exceptions import TyperException
 from segdeploy import __version__
 from segdeploy.cli import console
 from segdeploy.cli.console import STATE, debug_from_environment
-from segdeploy.errors import EXIT_CHECK_FAILED, SegdeployError
+from segdeploy.errors import EXIT_CHECK_FAILED, SegdeployError, SegdeployWarning
 
 
 class SegdeployGroup(TyperGroup):
@@ -76,6 +77,15 @@ def main_callback(
     STATE.debug = debug or debug_from_environment()
     STATE.quiet = quiet
     STATE.verbose = verbose
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """segdeploy's own warnings as one 'warning:' line on stderr; other libraries' only with --verbose."""
+    if issubclass(category, SegdeployWarning):
+        console.err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+    elif STATE.verbose:
+        console.err.print(f"warning ({category.__name__}): {message}", markup=False, highlight=False)
 
 
 def _register() -> None:

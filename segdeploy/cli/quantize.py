@@ -13,7 +13,7 @@ from segdeploy.cli import console
 from segdeploy.cli.options import JsonOpt
 from segdeploy.data.calibration_set import Selection
 from segdeploy.metadata import Precision
-from segdeploy.quantize.config import CalibrationMethod, CpuActivations, HighPrecision, Target
+from segdeploy.quantize.config import CalibrationMethod, CpuActivations, HighPrecision, IsaTarget, Target
 
 
 def register(app: typer.Typer) -> None:
@@ -47,6 +47,9 @@ def quantize_command(
     sensitivity_images: Annotated[int, typer.Option(help="Held-out images per sensitivity trial.")] = 8,
     auto_exclude: Annotated[int, typer.Option(help="Keep the K most sensitive groups in float (runs "
                                                    "--sensitivity).")] = 0,
+    isa: Annotated[IsaTarget, typer.Option(
+        help="cpu target: portable (7-bit weights, accurate on every x86 CPU) or native (8-bit where this CPU "
+             "has VNNI/AMX; warns on other CPUs).")] = IsaTarget.PORTABLE,
     cpu_activations: Annotated[CpuActivations, typer.Option(
         help="cpu target: u8 (asymmetric) or s8 (symmetric).")] = CpuActivations.U8,
     high_precision: Annotated[HighPrecision, typer.Option(
@@ -68,7 +71,7 @@ def quantize_command(
         num_images=num_images, seed=seed, select=select, per_channel=per_channel,
         data_root=str(data_root) if data_root else None, exclude_nodes=_names(exclude_nodes),
         exclude_ops=_names(exclude_ops), exclude_modules=_names(exclude_modules), sensitivity=sensitivity,
-        sensitivity_images=sensitivity_images, auto_exclude=auto_exclude, cpu_activations=cpu_activations,
+        sensitivity_images=sensitivity_images, auto_exclude=auto_exclude, isa=isa, cpu_activations=cpu_activations,
         high_precision=high_precision, gate=gate,
     )
 

@@ -12,41 +12,52 @@ from pathlib import Path
 import numpy as np
 
 from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
-from segdeploy.data.datasets import SegDataset, open_dataset
+from segdeploy.data.datasets import SegDataset, open_dataset, open_image_folder
 from segdeploy.data.preprocess import postprocess, preprocess
 from segdeploy.data.synthetic import make_scenes
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import ArtifactMeta
 from segdeploy.metrics import Agreement, ConfusionMatrix
+from segdeploy.quantize.calibration import CalibrationSource
 from segdeploy.quantize.config import AccuracyGate, AccuracyReport
 
 SYNTHETIC_EVAL_IMAGES = 8
 
 
-def held_out_images(gate: AccuracyGate, meta: ArtifactMeta, calibration_root: Path | None,
-                    calibration_files: tuple[Path, ...] = ()):
-    """(description, list of (image, mask or None)) for evaluation; never calibration images."""
-    dataset: SegDataset | None = None
-    if gate.eval_data:
-        dataset = open_dataset(gate.eval_data, gate.eval_split or "val")
-    elif calibration_root is not None:
-        try:
-            dataset = open_dataset(calibration_root, gate.eval_split or "val")
-        except BadInputError:
-            dataset = None
-    if dataset is None:
+def held_out_images(gate: AccuracyGate, meta: ArtifactMeta, source: CalibrationSource | None = None):
+    """(description, list of (image, mask or None)) for evaluation; never calibration images.
+
+    In order: ``--eval-data``; the calibration dataset's other labelled split; the calibration
+    folder's other images (unlabelled: agreement only); seeded synthetic scenes only without any of
+    these (a model trained on them, or a quantization without calibration such as FP16).
+    """
+    dataset, where = _evaluation_dataset(gate, source)
+    calibration = {path.resolve() for path in (source.files if source else ())}
+    indices = [i for i in range(len(dataset)) if dataset.pairs[i][0].resolve() not in calibration] if dataset else []
+    if dataset is not None and not indices and dataset.has_masks:
+        raise BadInputError("every evaluation image is also a calibration image; pass another --eval-split")
+    if not indices:  # no real images to hold out (none given, or an image folder too small to split)
         height, width = meta.preprocess.eval_size
         images, _ = make_scenes(SYNTHETIC_EVAL_IMAGES, height, width, seed=777)
         return "synthetic scenes (no --eval-data; agreement only)", [(image, None) for image in images]
-    calibration = {path.resolve() for path in calibration_files}
-    indices = [i for i in range(len(dataset)) if dataset.pairs[i][0].resolve() not in calibration]
-    if not indices:
-        raise BadInputError("every evaluation image is also a calibration image; pass another --eval-split")
-    chosen = indices[: gate.eval_images]
-    samples = [dataset[i] for i in chosen]
-    return f"{gate.eval_data or calibration_root}:{gate.eval_split or 'val'} ({len(samples)} images)", [
-        (sample.image, sample.mask) for sample in samples
-    ]
+    samples = [dataset[i] for i in indices[: gate.eval_images]]
+    labelled = "" if dataset.has_masks else ", unlabelled: agreement only"
+    return f"{where} ({len(samples)} images{labelled})", [(sample.image, sample.mask) for sample in samples]
+
+
+def _evaluation_dataset(gate: AccuracyGate, source: CalibrationSource | None) -> tuple[SegDataset | None, str]:
+    if gate.eval_data:
+        split = gate.eval_split or "val"
+        return open_dataset(gate.eval_data, split), f"{gate.eval_data}:{split}"
+    if source is not None and source.dataset_root is not None:
+        split = gate.eval_split or source.eval_split or "val"
+        try:
+            return open_dataset(source.dataset_root, split), f"{source.dataset_root}:{split}"
+        except BadInputError:
+            pass
+    if source is not None and source.image_folder is not None:
+        return open_image_folder(source.image_folder), f"{source.image_folder} (images not used to calibrate)"
+    return None, ""
 
 
 def predict_masks(model: bytes | Path, meta: ArtifactMeta, images: list[np.ndarray]) -> list[np.ndarray]:

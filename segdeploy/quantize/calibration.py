@@ -36,30 +36,52 @@ class CalibrationSource:
 
     files: tuple[Path, ...]
     set: CalibrationSet
-    dataset_root: Path | None  # the dataset the images came from, for a default eval split
+    dataset_root: Path | None  # the labelled dataset the images came from
+    eval_split: str | None = None  # that dataset's other labelled split: where the accuracy gate looks first
+    image_folder: Path | None = None  # an unlabelled source: its other images are the gate's held-out images
 
 
 def resolve_calibration(source: str, num_images: int, seed: int, select: str,
                         data_root: str | None = None) -> CalibrationSource:
-    """A calibration set file, a dataset folder (its ``train`` split) or a plain image folder -> image files."""
+    """A calibration set file, a dataset folder (its ``train`` split), a split folder of a dataset
+    (``camvid/train``: that split) or a plain image folder -> image files, and where to evaluate."""
     path = Path(source)
     if path.is_file():
         head = path.read_text(errors="ignore")[:200] if path.suffix == ".json" else ""
         if not any(name in head for name in (CALIBRATION_SET_FORMAT, *EARLIER_FORMATS)):
             raise BadInputError(f"--calib {path} is a file but not a calibration set (see 'segdeploy calibration-set')")
         chosen, files = load_calibration_set(path, data_root)
-        return CalibrationSource(tuple(files[:num_images]), chosen, Path(chosen.data_root))
+        split = chosen.source.rpartition(":")[2] or "train"
+        return CalibrationSource(tuple(files[:num_images]), chosen, Path(chosen.data_root), _other_split(split))
     if not path.is_dir():
         raise BadInputError(f"calibration source not found: {path}")
-    try:
-        open_dataset(path, "train")
-        chosen = build_calibration_set(path, "train", num_images, select, seed)
-        dataset_root = path
-    except BadInputError:
-        open_image_folder(path)  # raises if there are no images at all
-        chosen = build_calibration_set(path, None, num_images, "random", seed)
-        dataset_root = None
-    return CalibrationSource(tuple(chosen.resolve()), chosen, dataset_root)
+    root, split = _dataset_split(path)
+    if root is not None:
+        chosen = build_calibration_set(root, split, num_images, select, seed)
+        return CalibrationSource(tuple(chosen.resolve()), chosen, root, _other_split(split))
+    available = len(open_image_folder(path))  # raises if there are no images at all
+    # Unlabelled images: keep a quarter out of calibration so the gate has real held-out images.
+    count = min(num_images, available - available // 4)
+    chosen = build_calibration_set(path, None, count, "random", seed)
+    return CalibrationSource(tuple(chosen.resolve()), chosen, None, image_folder=path)
+
+
+def _dataset_split(path: Path) -> tuple[Path | None, str]:
+    """(dataset root, split) when ``path`` is one split folder of a labelled dataset (``--calib camvid/train``,
+    as a user types it) or a dataset root (its train split); (None, "") otherwise."""
+    for root, split in ((path.parent, path.name), (path, "train")):
+        try:
+            dataset = open_dataset(root, split)
+        except BadInputError:
+            continue
+        # a split-less layout under the parent would open for any split name: the images must be path's own
+        if dataset.has_masks and (root == path or dataset.pairs[0][0].resolve().is_relative_to(path.resolve())):
+            return root, split
+    return None, ""
+
+
+def _other_split(split: str) -> str:
+    return "train" if split == "val" else "val"
 
 
 class _OneBatch:

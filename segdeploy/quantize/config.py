@@ -32,6 +32,18 @@ class CpuActivations(StrEnum):
     S8 = "s8"  # symmetric int8
 
 
+class IsaTarget(StrEnum):
+    """Which CPUs a cpu-target INT8 artifact must stay accurate on."""
+
+    # 7-bit weights: u8 x s8 products never saturate vpmaddubsw's int16, so the artifact keeps its
+    # accuracy on AVX2 CPUs without VNNI as on VNNI/AMX ones (unet_small on AVX2: -0.22 points vs
+    # -9.5 with 8-bit weights, same speed; benchmarks/int8_recipes.py).
+    PORTABLE = "portable"
+    # the full 8-bit weight range where this CPU multiplies without saturating (VNNI, AMX, ARM
+    # dot product); elsewhere the same as portable. Gated here, warned about on other CPU classes.
+    NATIVE = "native"
+
+
 class HighPrecision(StrEnum):
     """Type of the unquantized remainder of a tensorrt-target INT8 model."""
 
@@ -78,13 +90,14 @@ class QuantConfig:
     sensitivity_images: int = 8  # held-out images per sensitivity trial
     auto_exclude: int = 0  # keep this many of the most sensitive groups in float (implies sensitivity)
     cpu_activations: CpuActivations = CpuActivations.U8
+    isa: IsaTarget = IsaTarget.PORTABLE  # cpu target: portable 7-bit weights, or this CPU's full range
     high_precision: HighPrecision = HighPrecision.FP16
     gate: AccuracyGate = AccuracyGate()
 
     def __post_init__(self) -> None:
         convert_choices(self, {"precision": (Precision, "--precision"), "target": (Target, "--target"),
                                "method": (CalibrationMethod, "--method"), "select": (Selection, "--select"),
-                               "cpu_activations": (CpuActivations, "--cpu-activations"),
+                               "cpu_activations": (CpuActivations, "--cpu-activations"), "isa": (IsaTarget, "--isa"),
                                "high_precision": (HighPrecision, "--high-precision")})
         check_range(self.percentile, "--percentile", low=0.0, high=100.0)
         check_range(self.num_images, "--num-images", low=1)
@@ -153,7 +166,7 @@ class QuantRecord:
     target: Target
     op_types: tuple[str, ...] = ()
     per_channel: bool | None = None
-    weights: str | None = None  # e.g. "int8 symmetric"
+    weights: str | None = None  # e.g. "int8 symmetric", "int8 symmetric, 7-bit range"
     activations: str | None = None  # static INT8 only
     method: CalibrationMethod | None = None
     percentile: float | None = None
@@ -165,6 +178,8 @@ class QuantRecord:
     linear_nodes: int | None = None  # dynamic INT8: MatMul/Gemm nodes quantized
     keep_fp32_ops: tuple[str, ...] = ()  # fp16
     calibration: CalibrationRecord | None = None
+    isa_class: str | None = None  # cpu target: the CPU class (segdeploy.isa) the artifact was gated on
+    portable: bool | None = None  # cpu target: accurate on every CPU class (False: check isa_class)
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields (None dropped), JSON-native."""

@@ -55,7 +55,7 @@ def finish(
         onnx.checker.check_model(quantized)
     except onnx.checker.ValidationError as exc:
         raise CheckFailedError(f"the quantized graph is invalid: {str(exc).splitlines()[0]}") from exc
-    description, samples = held_out if held_out is not None else held_out_images(gate, meta, None)
+    description, samples = held_out if held_out is not None else held_out_images(gate, meta)
     accuracy = compare_models(float_model.SerializeToString(), quantized.SerializeToString(), meta, gate,
                               description, samples)
     out_meta = meta.replace(precision=precision, created_by=f"segdeploy {__version__}")

@@ -4,8 +4,9 @@
 weights, no bias Q/DQ (TensorRT rejects int32 bias Q/DQ), Q/DQ only on the inputs of
 Conv/ConvTranspose/MatMul/Gemm and of residual Adds (outputs stay float, so the final head
 output is not quantized). ``cpu``: uint8 asymmetric activations (or int8 symmetric with
-``cpu_activations="s8"``) and int8 per-channel weights, what ONNX Runtime's x86 kernels
-run fastest.
+``cpu_activations="s8"``) and int8 per-channel weights, what ONNX Runtime's and OpenVINO's
+x86 kernels run fastest; by default (``isa="portable"``) the weights use 7 of their 8 bits, so
+that CPUs without VNNI, whose u8 x s8 products saturate at int16, compute what VNNI CPUs do.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import onnx
 from segdeploy.artifact_meta import read_metadata
 from segdeploy.data.calibration_set import write_calibration_set
 from segdeploy.errors import BadInputError, require
+from segdeploy.isa import full_range_int8, isa_class
 from segdeploy.metadata import Precision
 from segdeploy.module_paths import module_groups, nodes_in_modules, residual_adds
 from segdeploy.onnx_graph import load_onnx, opset_of
@@ -35,6 +37,7 @@ from segdeploy.quantize.config import (
     CalibrationRecord,
     CpuActivations,
     HighPrecision,
+    IsaTarget,
     QuantConfig,
     QuantRecord,
     QuantReport,
@@ -70,7 +73,7 @@ def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: s
                                                           if config.exclude_modules else ()))
     calibration = resolve_calibration(calib, config.num_images, config.seed, config.select, config.data_root)
     # Held-out images are read once: for the sensitivity trials (the first few) and for the gate.
-    held_out = held_out_images(config.gate, meta, calibration.dataset_root, calibration.files)
+    held_out = held_out_images(config.gate, meta, calibration)
     sensitivity = None
     with tempfile.TemporaryDirectory(prefix="segdeploy-int8.") as scratch:
         plan = dataclasses.replace(plan, scratch=Path(scratch))
@@ -122,6 +125,7 @@ class _QdqPlan:
 
     target: Target
     symmetric: bool
+    reduce_range: bool  # 7-bit weights (cpu target, portable): no int16 saturation without VNNI
     per_channel: bool
     fp16_remainder: bool
     method: str
@@ -155,7 +159,7 @@ class _QdqPlan:
                 str(self.pre_path), str(self.scratch / "int8.onnx"), None, quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=op_types, nodes_to_quantize=nodes, per_channel=self.per_channel,
                 activation_type=QuantType.QInt8 if self.symmetric else QuantType.QUInt8,
-                weight_type=QuantType.QInt8, nodes_to_exclude=list(float_nodes),
+                weight_type=QuantType.QInt8, reduce_range=self.reduce_range, nodes_to_exclude=list(float_nodes),
                 calibrate_method=calibration_method(self.method), extra_options=extra,
                 calibration_cache_path=str(self.ranges_path),
             )
@@ -167,12 +171,19 @@ class _QdqPlan:
     def record(self, config: QuantConfig, float_nodes: tuple[str, ...], sensitivity: SensitivityReport | None,
                calibration: CalibrationRecord) -> QuantRecord:
         return QuantRecord(
-            target=self.target, op_types=self.op_types, per_channel=self.per_channel, weights="int8 symmetric",
+            target=self.target, op_types=self.op_types, per_channel=self.per_channel,
+            weights="int8 symmetric" + (", 7-bit range" if self.reduce_range else ""),
             activations="int8 symmetric" if self.symmetric else "uint8 asymmetric", method=config.method,
             percentile=config.percentile, float_nodes=float_nodes, exclude_modules=config.exclude_modules,
             high_precision=HighPrecision.FP16 if self.fp16_remainder else HighPrecision.FP32,
             auto_excluded=sensitivity.auto_excluded if sensitivity else (), residual_adds=len(self.residual_adds),
-            calibration=calibration)
+            calibration=calibration, **self._isa_fields())
+
+    def _isa_fields(self) -> dict:
+        """cpu target: the CPU class it was gated on, and whether its accuracy holds on every class."""
+        if self.target != Target.CPU:
+            return {}
+        return {"isa_class": isa_class(), "portable": self.reduce_range}
 
     def notes(self) -> tuple[str, ...]:
         remainder = "FP16" if self.fp16_remainder else "FP32"
@@ -196,6 +207,7 @@ def _qdq_plan(model: onnx.ModelProto, config: QuantConfig) -> _QdqPlan:
     adds = tuple(residual_adds(model, groups)) if tensorrt and "Add" not in config.exclude_ops else ()
     return _QdqPlan(
         target=target, symmetric=tensorrt or config.cpu_activations == CpuActivations.S8,
+        reduce_range=not tensorrt and (config.isa == IsaTarget.PORTABLE or not full_range_int8()),
         per_channel=config.per_channel, fp16_remainder=fp16_remainder,
         method=config.method, op_types=op_types,
         residual_adds=adds, weighted_nodes=tuple(node.name for node in model.graph.node if node.op_type in op_types),

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import queue
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +23,9 @@ import numpy as np
 
 from segdeploy.artifact_meta import read_artifact_meta
 from segdeploy.data.preprocess import Placement, postprocess, prepare, resize_logits, to_bgr_uint8
-from segdeploy.errors import BadInputError, UsageError
-from segdeploy.metadata import OutputKind
+from segdeploy.errors import BadInputError, SegdeployWarning, UsageError
+from segdeploy.isa import isa_class
+from segdeploy.metadata import ArtifactMeta, OutputKind
 from segdeploy.runtime.artifacts import BackendOptions, backend_for, make_backend
 from segdeploy.runtime.tiling import tiled_mask
 from segdeploy.sizes import parse_hw
@@ -59,6 +61,8 @@ class Segmenter:
             raise BadInputError(f"overlap must be in [0, 1), got {overlap}")
         self.overlap = overlap
         self._lock = threading.Lock()
+        if (risk := isa_risk(self.meta)) is not None:
+            warnings.warn(risk, SegdeployWarning, stacklevel=2)
 
     # -- resources -------------------------------------------------------------------------
     def __enter__(self) -> Segmenter:
@@ -135,6 +139,17 @@ class Segmenter:
         with self._lock:
             shape = self.backend.activate().input_spec.shape
         return shape is None or shape[0] is None
+
+
+def isa_risk(meta: ArtifactMeta) -> str | None:
+    """Why a CPU INT8 artifact may lose accuracy on this CPU: made non-portable (``--isa native``) and
+    gated on another CPU class; None when it is portable or was gated on this class of CPU."""
+    record = next((r for r in reversed(meta.history) if r.get("stage") == "quantize"), None)
+    if record is None or record.get("portable") is not False or record.get("isa_class") in (None, isa_class()):
+        return None
+    return (f"this INT8 artifact was made for {record['isa_class']} CPUs (--isa native) and gated there; this CPU "
+            f"is {isa_class()}, where its 8-bit weights can saturate and lose accuracy: re-quantize it with "
+            "the portable default (segdeploy quantize ... --isa portable)")
 
 
 def _group_by_input_size(placements: list[Placement]) -> dict[tuple[int, int], list[int]]:
