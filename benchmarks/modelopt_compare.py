@@ -14,14 +14,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import io
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import checkpoint_parser, replace_section
+from common import checkpoint_parser, quantize_isolated, replace_section
 
 from segdeploy.artifact_meta import read_metadata
 from segdeploy.bench.machine import machine_info
@@ -34,6 +32,7 @@ from segdeploy.metrics import ConfusionMatrix
 from segdeploy.onnx_graph import load_onnx
 from segdeploy.quantize.accuracy import predict_masks
 from segdeploy.quantize.calibration import resolve_calibration
+from segdeploy.quantize.config import AccuracyGate, QuantConfig
 
 HERE = Path(__file__).resolve().parent
 CALIBRATION_IMAGES = 96
@@ -50,11 +49,14 @@ def modelopt_int8(fp32: Path, out: Path, calibration: np.ndarray, method: str) -
     return time.perf_counter() - started
 
 
-def segdeploy_int8(fp32: Path, out: Path, manifest: Path, data: str, extra: list[str]) -> float:
+def segdeploy_int8(fp32: Path, out: Path, manifest: Path, data: str, **options) -> float:
+    """segdeploy's tensorrt-target INT8 (``options``: QuantConfig fields), timed; in its own process, as ModelOpt."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "segdeploy", "--quiet", "quantize", str(fp32), "-o", str(out),
-                    "--precision", "int8", "--target", "tensorrt", "--calib", str(manifest), "--data-root", data,
-                    "--num-images", str(CALIBRATION_IMAGES), "--max-miou-drop", "100", *extra], check=True)
+    config = QuantConfig(precision="int8", target="tensorrt", calib=str(manifest), data_root=data,
+                         num_images=CALIBRATION_IMAGES, gate=AccuracyGate(max_miou_drop=100.0), **options)
+    report = quantize_isolated(fp32, out, config)
+    if "error" in report:
+        raise SystemExit(f"segdeploy quantize failed: {report['error']}")
     return time.perf_counter() - started
 
 
@@ -93,9 +95,9 @@ def main() -> None:
             name = f"modelopt-{method}"
             paths[name] = folder / f"{name}.onnx"
             seconds[name] = modelopt_int8(paths["fp32"], paths[name], calibration, method)
-        for name, extra in (("segdeploy-entropy", []), ("segdeploy-minmax", ["--method", "minmax"])):
+        for name, method in (("segdeploy-entropy", "entropy"), ("segdeploy-minmax", "minmax")):
             paths[name] = folder / f"{name}.onnx"
-            seconds[name] = segdeploy_int8(paths["fp32"], paths[name], args.manifest, args.data, extra)
+            seconds[name] = segdeploy_int8(paths["fp32"], paths[name], args.manifest, args.data, method=method)
         scores = score(paths, args.data)
     rows = {name: {**scores[name], "seconds": seconds.get(name)} for name in paths}
     machine = machine_info(2)
