@@ -28,7 +28,7 @@ from segdeploy.data.preprocess import preprocess
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
 from segdeploy.fileio import write_json
-from segdeploy.metrics import ConfusionMatrix
+from segdeploy.metrics import Agreement, ConfusionMatrix
 from segdeploy.onnx_graph import load_onnx
 from segdeploy.quantize.accuracy import predict_masks
 from segdeploy.quantize.calibration import resolve_calibration
@@ -69,11 +69,11 @@ def score(paths: dict[str, Path], data: str) -> dict:
     results = {}
     for name in paths:
         truth = ConfusionMatrix(meta.num_classes, dataset.ignore_index)
-        agree = ConfusionMatrix(meta.num_classes, dataset.ignore_index)
+        agreement = Agreement(meta.num_classes, dataset.ignore_index)
         for sample, mask, reference in zip(samples, masks[name], masks["fp32"]):
             truth.update(mask, sample.mask)
-            agree.update(mask, np.where(sample.mask == dataset.ignore_index, dataset.ignore_index, reference))
-        results[name] = {"val_miou": truth.miou(), "agreement_miou": agree.miou()}
+            agreement.update(mask, reference, sample.mask)
+        results[name] = {"val_miou": truth.miou(), "agreement_miou": agreement.miou}
     return results
 
 
