@@ -94,7 +94,7 @@ def run_demo(out_dir: str | os.PathLike, data: str | None = None, quick: bool = 
             artifacts.append(str(out / name))
         except CheckFailedError as failure:
             rejected.append(f"{name}: {failure}")
-    # INT8 also on OpenVINO: on CPUs without VNNI it pays there (1.6x fp32) more than on ONNX Runtime (1.2x).
+    # INT8 also on OpenVINO: on CPUs without VNNI it pays there (1.6-1.8x fp32) more than on ONNX Runtime (1.2-1.3x).
     int8_openvino = [f"{path}@openvino:auto" for path in artifacts if path.endswith("_int8.onnx")]
     specs = (str(out / "model.pt"), str(out / "model.onnx"), *artifacts, f"{out / 'model.xml'}@openvino:auto",
              f"{out / 'model.xml'}@openvino:f32", *int8_openvino)
