@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segdeploy.bench.spec import ArtifactSpec
 from segdeploy.bench.stats import LatencyStats
+
+if TYPE_CHECKING:  # runner.py builds these results from its config: a runtime import would be circular
+    from segdeploy.bench.runner import BenchConfig
 
 SCHEMA_VERSION = 2  # 2: config.engines became config.artifacts; num_images and the machine's ISA added
 
@@ -102,7 +105,7 @@ class ReferenceResult:
 
 @dataclass(frozen=True)
 class BenchReport:
-    config: Any  # BenchConfig (runner.py): the settings this report was measured with
+    config: BenchConfig  # the settings this report was measured with
     machine: dict[str, Any]  # machine_info(): CPU, ISA flags, threads, versions
     results: tuple[BenchResult, ...]
     reference: ReferenceResult | None
