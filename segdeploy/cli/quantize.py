@@ -98,9 +98,13 @@ def _print(report) -> None:
     if accuracy is not None:
         rows += [("evaluated on", accuracy.source), ("pixel agreement", f"{accuracy.pixel_agreement:.4%}"),
                  ("agreement mIoU", f"{accuracy.agreement_miou:.4f}")]
-        if accuracy.miou_float is not None:
-            rows.append(("mIoU float -> quantized", f"{accuracy.miou_float:.4f} -> {accuracy.miou_quantized:.4f} "
-                                                    f"({accuracy.miou_drop_points:+.2f} points drop)"))
+        for measured in (accuracy, *accuracy.other_runtimes):
+            label = f"on {measured.runtime}" if accuracy.other_runtimes else "mIoU float -> quantized"
+            if measured.miou_float is not None:
+                rows.append((label, f"{measured.miou_float:.4f} -> {measured.miou_quantized:.4f} "
+                                    f"({measured.miou_drop_points:+.2f} points drop)"))
+            elif accuracy.other_runtimes:
+                rows.append((label, f"agreement mIoU {measured.agreement_miou:.4f}"))
         rows.append(("gate", f"{'pass' if accuracy.passed else 'FAIL'}: {accuracy.gate}"))
     if report.float_nodes:
         rows.append(("left in float", f"{len(report.float_nodes)} nodes"))

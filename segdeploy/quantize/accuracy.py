@@ -7,6 +7,8 @@ images are never used.
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -70,24 +72,52 @@ def predict_masks(model: bytes | Path, meta: ArtifactMeta, images: list[np.ndarr
     return masks
 
 
-def compare_models(float_model: bytes | Path, quantized_model: bytes | Path, meta: ArtifactMeta,
-                   gate: AccuracyGate, description: str, samples: list) -> AccuracyReport:
-    """Run both models on every sample through the shared pre/post path and apply the gate."""
+def compare_models(float_model: bytes | Path, quantized_model: bytes, meta: ArtifactMeta, gate: AccuracyGate,
+                   description: str, samples: list, runtimes: tuple[str, ...] = ("onnxruntime",)) -> AccuracyReport:
+    """Run both models on every sample through the shared pre/post path and apply the gate on each of
+    ``runtimes`` (the float model runs on ONNX Runtime); it passes only where every runtime passes."""
+    images = [image for image, _ in samples]
+    expected_masks = predict_masks(float_model, meta, images)
+    reports = [_score(gate, description, samples, meta, expected_masks, _masks_on(runtime, quantized_model, meta,
+                                                                                 images), runtime)
+               for runtime in runtimes]
+    first, others = reports[0], tuple(reports[1:])
+    failed = [report for report in reports if not report.passed]
+    gate_text = first.gate if not failed else "; ".join(f"{report.runtime}: {report.gate}" for report in failed)
+    return dataclasses.replace(first, passed=not failed, gate=gate_text, other_runtimes=others)
+
+
+def _masks_on(runtime: str, quantized_model: bytes, meta: ArtifactMeta, images: list) -> list[np.ndarray]:
+    if runtime == "onnxruntime":
+        return predict_masks(quantized_model, meta, images)
+    from segdeploy.backends.openvino_backend import OpenVinoBackend
+
+    with tempfile.TemporaryDirectory(prefix="segdeploy-gate.") as scratch:  # OpenVINO reads models from files
+        path = Path(scratch) / "quantized.onnx"
+        path.write_bytes(quantized_model)
+        masks = []
+        with OpenVinoBackend(path, precision="f32") as backend:
+            for image in images:
+                batch, placement = preprocess(image, meta.preprocess)
+                masks.append(postprocess(backend.infer(batch)[0], placement))
+        return masks
+
+
+def _score(gate: AccuracyGate, description: str, samples: list, meta: ArtifactMeta, expected_masks: list,
+           actual_masks: list, runtime: str) -> AccuracyReport:
     ignore = meta.ignore_index if meta.ignore_index is not None else 255
     agreement = Agreement(meta.num_classes, ignore)  # the float model's prediction as the reference
     truth_float = ConfusionMatrix(meta.num_classes, ignore)
     truth_quant = ConfusionMatrix(meta.num_classes, ignore)
     labelled = all(mask is not None for _, mask in samples)
-    images = [image for image, _ in samples]
-    expected_masks = predict_masks(float_model, meta, images)
-    actual_masks = predict_masks(quantized_model, meta, images)
     for (_, mask), expected, actual in zip(samples, expected_masks, actual_masks):
         agreement.update(actual, expected, mask)
         if labelled:
             truth_float.update(expected, mask)
             truth_quant.update(actual, mask)
-    return _gate(gate, description, len(samples), agreement.pixel, agreement.miou,
-                 truth_float.miou() if labelled else None, truth_quant.miou() if labelled else None)
+    report = _gate(gate, description, len(samples), agreement.pixel, agreement.miou,
+                   truth_float.miou() if labelled else None, truth_quant.miou() if labelled else None)
+    return dataclasses.replace(report, runtime=runtime)
 
 
 def _gate(gate: AccuracyGate, description: str, images: int, pixel_agreement: float, agreement_miou: float,

@@ -130,7 +130,9 @@ class AccuracyReport:
     miou_quantized: float | None
     miou_drop_points: float | None
     gate: str  # which gate applied and its threshold
-    passed: bool
+    passed: bool  # on every runtime measured
+    runtime: str = "onnxruntime"  # where the quantized model ran for the figures above
+    other_runtimes: tuple[AccuracyReport, ...] = ()  # the same artifact on the other CPU runtimes installed
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def finish(
     quantized: onnx.ModelProto, out: Path, float_model: onnx.ModelProto, meta: ArtifactMeta, *,
     precision: Precision, gate: AccuracyGate, record: QuantRecord, started: float,
     held_out: tuple[str, list] | None = None, notes: tuple[str, ...] = (),
-    sensitivity: SensitivityReport | None = None,
+    sensitivity: SensitivityReport | None = None, runtimes: tuple[str, ...] = ("onnxruntime",),
 ) -> QuantReport:
     """Check the graph, evaluate against the float model, attach metadata, write ``out`` only if the gate passes.
 
@@ -57,7 +57,7 @@ def finish(
         raise CheckFailedError(f"the quantized graph is invalid: {str(exc).splitlines()[0]}") from exc
     description, samples = held_out if held_out is not None else held_out_images(gate, meta)
     accuracy = compare_models(float_model.SerializeToString(), quantized.SerializeToString(), meta, gate,
-                              description, samples)
+                              description, samples, runtimes)
     out_meta = meta.replace(precision=precision, created_by=f"segdeploy {__version__}")
     out_meta = out_meta.with_record("quantize", precision=precision.value, **record.to_dict(),
                                     accuracy=dataclasses.asdict(accuracy))

@@ -6,7 +6,7 @@ import pytest
 from onnx import numpy_helper
 
 from segdeploy.artifact_meta import read_metadata
-from segdeploy.errors import SegdeployWarning
+from segdeploy.errors import CheckFailedError, SegdeployWarning
 from segdeploy.isa import isa_class
 from segdeploy.onnx_graph import load_onnx
 from segdeploy.quantize.config import AccuracyGate, QuantConfig
@@ -62,3 +62,27 @@ def test_a_non_portable_artifact_warns_on_another_cpu_class(unet_fp32, scenes, t
     monkeypatch.setattr("segdeploy.runtime.segmenter.read_artifact_meta", lambda path: moved)
     with pytest.warns(SegdeployWarning, match=f"made for {elsewhere['isa_class']} CPUs .* this CPU is {isa_class()}"):
         Segmenter(native.output)
+
+
+def test_cpu_int8_is_gated_on_every_cpu_runtime(unet_fp32, scenes, tmp_path):
+    report = quantize_int8(unet_fp32, tmp_path / "g.onnx", str(scenes), CONFIG)
+    accuracy = report.accuracy
+    assert accuracy.runtime == "onnxruntime" and [other.runtime for other in accuracy.other_runtimes] == ["openvino"]
+    assert all(0 <= other.agreement_miou <= 1 and other.images == accuracy.images for other in accuracy.other_runtimes)
+
+
+def test_a_runtime_that_fails_fails_the_gate(unet_fp32, scenes, tmp_path, monkeypatch):
+    import segdeploy.quantize.accuracy as accuracy_module
+
+    real = accuracy_module._masks_on
+
+    def broken_openvino(runtime, model, meta, images):
+        masks = real(runtime, model, meta, images)
+        return [mask * 0 + 1 for mask in masks] if runtime == "openvino" else masks  # one class everywhere
+
+    monkeypatch.setattr(accuracy_module, "_masks_on", broken_openvino)
+    strict = CONFIG.replace(gate=AccuracyGate(max_miou_drop=20.0))  # labelled scenes: the mIoU-drop gate
+    with pytest.raises(CheckFailedError, match="accuracy gate failed: openvino: mIoU drop") as failure:
+        quantize_int8(unet_fp32, tmp_path / "b.onnx", str(scenes), strict)
+    assert failure.value.report.accuracy.other_runtimes[0].passed is False
+    assert not (tmp_path / "b.onnx").exists()
