@@ -7,12 +7,15 @@ images are never used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from segdeploy.backends.base import Backend
 from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from segdeploy.data.datasets import SegDataset, open_dataset, open_image_folder
 from segdeploy.data.preprocess import postprocess, preprocess
@@ -62,14 +65,32 @@ def _evaluation_dataset(gate: AccuracyGate, source: CalibrationSource | None) ->
     return None, ""
 
 
-def predict_masks(model: bytes | Path, meta: ArtifactMeta, images: list[np.ndarray]) -> list[np.ndarray]:
-    """Class maps of ``model`` for ``images`` through the shared pre/post-processing path."""
-    masks = []
-    with OnnxRuntimeBackend(model) as backend:
+def predict_masks(model: bytes | Path, meta: ArtifactMeta, images: list[np.ndarray],
+                  runtime: str = "onnxruntime") -> list[np.ndarray]:
+    """Class maps of ``model`` for ``images`` on ``runtime`` (onnxruntime, or openvino at f32) through the
+    shared pre/post-processing path."""
+    with _backend(model, runtime) as backend:
+        masks = []
         for image in images:
             batch, placement = preprocess(image, meta.preprocess)
             masks.append(postprocess(backend.infer(batch)[0], placement))
     return masks
+
+
+@contextlib.contextmanager
+def _backend(model: bytes | Path, runtime: str) -> Iterator[Backend]:
+    if runtime == "onnxruntime":
+        with OnnxRuntimeBackend(model) as backend:
+            yield backend
+        return
+    from segdeploy.backends.openvino_backend import OpenVinoBackend
+
+    with tempfile.TemporaryDirectory(prefix="segdeploy-gate.") as scratch:
+        path = Path(scratch) / "model.onnx" if isinstance(model, bytes) else Path(model)
+        if isinstance(model, bytes):  # OpenVINO reads models from files
+            path.write_bytes(model)
+        with OpenVinoBackend(path, precision="f32") as backend:
+            yield backend
 
 
 def compare_models(float_model: bytes | Path, quantized_model: bytes, meta: ArtifactMeta, gate: AccuracyGate,
@@ -78,29 +99,12 @@ def compare_models(float_model: bytes | Path, quantized_model: bytes, meta: Arti
     ``runtimes`` (the float model runs on ONNX Runtime); it passes only where every runtime passes."""
     images = [image for image, _ in samples]
     expected_masks = predict_masks(float_model, meta, images)
-    reports = [_score(gate, description, samples, meta, expected_masks, _masks_on(runtime, quantized_model, meta,
-                                                                                 images), runtime)
-               for runtime in runtimes]
+    reports = [_score(gate, description, samples, meta, expected_masks,
+                      predict_masks(quantized_model, meta, images, runtime), runtime) for runtime in runtimes]
     first, others = reports[0], tuple(reports[1:])
     failed = [report for report in reports if not report.passed]
     gate_text = first.gate if not failed else "; ".join(f"{report.runtime}: {report.gate}" for report in failed)
     return dataclasses.replace(first, passed=not failed, gate=gate_text, other_runtimes=others)
-
-
-def _masks_on(runtime: str, quantized_model: bytes, meta: ArtifactMeta, images: list) -> list[np.ndarray]:
-    if runtime == "onnxruntime":
-        return predict_masks(quantized_model, meta, images)
-    from segdeploy.backends.openvino_backend import OpenVinoBackend
-
-    with tempfile.TemporaryDirectory(prefix="segdeploy-gate.") as scratch:  # OpenVINO reads models from files
-        path = Path(scratch) / "quantized.onnx"
-        path.write_bytes(quantized_model)
-        masks = []
-        with OpenVinoBackend(path, precision="f32") as backend:
-            for image in images:
-                batch, placement = preprocess(image, meta.preprocess)
-                masks.append(postprocess(backend.infer(batch)[0], placement))
-        return masks
 
 
 def _score(gate: AccuracyGate, description: str, samples: list, meta: ArtifactMeta, expected_masks: list,

@@ -74,13 +74,13 @@ def test_cpu_int8_is_gated_on_every_cpu_runtime(unet_fp32, scenes, tmp_path):
 def test_a_runtime_that_fails_fails_the_gate(unet_fp32, scenes, tmp_path, monkeypatch):
     import segdeploy.quantize.accuracy as accuracy_module
 
-    real = accuracy_module._masks_on
+    real = accuracy_module.predict_masks
 
-    def broken_openvino(runtime, model, meta, images):
-        masks = real(runtime, model, meta, images)
+    def broken_openvino(model, meta, images, runtime="onnxruntime"):
+        masks = real(model, meta, images, runtime)
         return [mask * 0 + 1 for mask in masks] if runtime == "openvino" else masks  # one class everywhere
 
-    monkeypatch.setattr(accuracy_module, "_masks_on", broken_openvino)
+    monkeypatch.setattr(accuracy_module, "predict_masks", broken_openvino)
     strict = CONFIG.replace(gate=AccuracyGate(max_miou_drop=20.0))  # labelled scenes: the mIoU-drop gate
     with pytest.raises(CheckFailedError, match="accuracy gate failed: openvino: mIoU drop") as failure:
         quantize_int8(unet_fp32, tmp_path / "b.onnx", str(scenes), strict)
