@@ -112,22 +112,23 @@ def unportable(ws: Workspace) -> Path:
 
 
 def scale_middle_activation(model: onnx.ModelProto, factor: float) -> str:
-    """Multiply the scale of the middle activation QuantizeLinear (graph order) and of its DequantizeLinears
-    by ``factor``, in place; returns the quantized tensor's name."""
-    nodes, weights = model.graph.node, {initializer.name for initializer in model.graph.initializer}
-    quantize = [node for node in nodes if node.op_type == "QuantizeLinear" and node.input[0] not in weights]
+    """Give the DequantizeLinears of the middle activation QuantizeLinear (graph order) a scale ``factor`` times
+    the one it quantized with, in place (a wrong scale: the dequantized tensor is ``factor`` times too large);
+    returns the quantized tensor's name."""
+    nodes = model.graph.node
+    initializers = {initializer.name: initializer for initializer in model.graph.initializer}
+    quantize = [node for node in nodes if node.op_type == "QuantizeLinear" and node.input[0] not in initializers]
     chosen = quantize[len(quantize) // 2]
-    consumers = [node for node in nodes if node.op_type == "DequantizeLinear" and node.input[0] == chosen.output[0]]
-    names = {chosen.input[1], *(node.input[1] for node in consumers)}
-    for initializer in model.graph.initializer:
-        if initializer.name in names:
-            scale = numpy_helper.to_array(initializer) * np.float32(factor)
-            initializer.CopyFrom(numpy_helper.from_array(scale, initializer.name))
+    wrong = numpy_helper.to_array(initializers[chosen.input[1]]) * np.float32(factor)
+    model.graph.initializer.append(numpy_helper.from_array(wrong, chosen.input[1] + "_wrong"))
+    for node in nodes:
+        if node.op_type == "DequantizeLinear" and node.input[0] == chosen.output[0]:
+            node.input[1] = chosen.input[1] + "_wrong"
     return chosen.input[0]
 
 
 def scaled(factor: float) -> Callable[[Workspace], Path]:
-    """The int8 cpu model with one mid-network activation's Q/DQ scale x ``factor``."""
+    """The int8 cpu model with one mid-network activation dequantized at ``factor`` times its scale."""
 
     def builder(ws: Workspace) -> Path:
         model = onnx.load(str(int8_cpu(ws)))

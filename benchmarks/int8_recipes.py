@@ -4,8 +4,9 @@ Usage: python benchmarks/int8_recipes.py benchmarks/checkpoints/unet_small_camvi
 Exports fp32 ONNX, pre-processes it once and collects entropy ranges once per activation symmetry
 (96 images of calibration/camvid_train_100_balanced.json), then builds every recipe of RECIPES from those
 ranges with ONNX Runtime's quantize_static as segdeploy's cpu target does (QDQ, per-channel weights,
-Conv/ConvTranspose/MatMul/Gemm). One `segdeploy bench` run times and scores fp32 and every recipe on ONNX
-Runtime and OpenVINO f32 (2 threads, eval size, 100 timed calls, all CamVid val images).
+Conv/ConvTranspose/MatMul/Gemm; `-data` recipes also MaxPool/Concat/Pad/Slice/Resize). One
+`segdeploy bench` run times and scores fp32 and every recipe on ONNX Runtime and OpenVINO f32 (2 threads,
+eval size, 100 timed calls, all CamVid val images).
 Writes benchmarks/results/int8-recipes-<model>-<isa_class>-<date>.json (the bench report, machine included)
 and the Markdown table to benchmarks/results/int8-recipes-<model>-<isa_class>-<date>.md.
 """
@@ -31,7 +32,7 @@ from segdeploy.fileio import atomic_write_text, write_json
 from segdeploy.metadata import Precision
 from segdeploy.onnx_graph import load_onnx
 from segdeploy.quantize.calibration import calibration_method, collect_ranges, resolve_calibration
-from segdeploy.quantize.int8 import WEIGHTED_OPS
+from segdeploy.quantize.int8 import CPU_DATA_OPS, WEIGHTED_OPS
 
 HERE = Path(__file__).resolve().parent
 THREADS, ROUNDS, CALIB_IMAGES, METHOD, PERCENTILE = 2, 100, 96, "entropy", 99.999
@@ -45,15 +46,18 @@ class Recipe:
     weights: str  # "s8" or "u8" (symmetric, per channel)
     reduce_range: bool = False  # 7-bit weights on every quantized layer
     first_conv_7bit: bool = False  # 7-bit weights on the first Conv only (NNCF's default overflow fix)
+    data_ops: bool = False  # Q/DQ on MaxPool/Concat/Pad/Slice/Resize too (CPU_DATA_OPS)
 
 
 RECIPES = (
-    Recipe("u8s8", False, "s8"),  # today's cpu default
+    Recipe("u8s8", False, "s8"),  # the cpu default before the portable one
     Recipe("u8s8-rr", False, "s8", reduce_range=True),
+    Recipe("u8s8-rr-data", False, "s8", reduce_range=True, data_ops=True),  # today's cpu default
     Recipe("u8s8-rr-first", False, "s8", first_conv_7bit=True),
     Recipe("u8u8", False, "u8"),
     Recipe("s8s8", True, "s8"),
     Recipe("s8s8-rr", True, "s8", reduce_range=True),
+    Recipe("s8s8-rr-data", True, "s8", reduce_range=True, data_ops=True),
 )
 
 
@@ -89,7 +93,8 @@ def build(recipe: Recipe, scratch: Path, ranges: dict[bool, Path], out: Path, me
         extra["TensorQuantOverrides"] = {first_conv_weight(onnx.load(str(pre))): [{"reduce_range": True}]}
     with contextlib.redirect_stdout(io.StringIO()):
         quantize_static(
-            str(pre), str(out), None, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(WEIGHTED_OPS),
+            str(pre), str(out), None, quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=[*WEIGHTED_OPS, *(CPU_DATA_OPS if recipe.data_ops else ())],
             per_channel=True, reduce_range=recipe.reduce_range,
             activation_type=QuantType.QInt8 if recipe.symmetric_activations else QuantType.QUInt8,
             weight_type=QuantType.QUInt8 if recipe.weights == "u8" else QuantType.QInt8,

@@ -13,7 +13,14 @@ from segdeploy.cli import console
 from segdeploy.cli.options import JsonOpt
 from segdeploy.data.calibration_set import Selection
 from segdeploy.metadata import Precision
-from segdeploy.quantize.config import CalibrationMethod, CpuActivations, HighPrecision, IsaTarget, Target
+from segdeploy.quantize.config import (
+    BiasCorrection,
+    CalibrationMethod,
+    CpuActivations,
+    HighPrecision,
+    IsaTarget,
+    Target,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -27,8 +34,11 @@ def _names(text: str | None) -> tuple[str, ...]:
 def quantize_command(
     model: Annotated[Path, typer.Argument(help="An fp32 ONNX exported by segdeploy.")],
     precision: Annotated[Precision, typer.Option(help="fp16, int8 (calibrated QDQ) or int8-dynamic.")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .onnx path.")] = None,
-    target: Annotated[Target | None, typer.Option(help="tensorrt (int8, fp16 default) or cpu.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                help="Output .onnx path (.xml for --target openvino).")] = None,
+    target: Annotated[Target | None, typer.Option(
+        help="tensorrt (int8 and fp16 default), cpu (QDQ ONNX for ONNX Runtime and OpenVINO) or openvino "
+             "(IR quantized by NNCF).")] = None,
     calib: Annotated[str | None, typer.Option(
         help="Calibration images: a calibration set (.json), a dataset or split folder, or an image folder.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Where a calibration set's relative paths resolve.")] = None,
@@ -54,6 +64,8 @@ def quantize_command(
         help="cpu target: u8 (asymmetric) or s8 (symmetric).")] = CpuActivations.U8,
     high_precision: Annotated[HighPrecision, typer.Option(
         help="tensorrt target: remainder fp16 (ModelOpt) or fp32.")] = HighPrecision.FP16,
+    bias_correction: Annotated[BiasCorrection, typer.Option(
+        help="openvino target: NNCF's fast or full (slower) bias correction.")] = BiasCorrection.FAST,
     eval_data: Annotated[Path | None, typer.Option(help="Held-out dataset for the accuracy gate.")] = None,
     eval_split: Annotated[str | None, typer.Option(help="Split of --eval-data (default val).")] = None,
     eval_images: Annotated[int, typer.Option(help="At most this many evaluation images.")] = 50,
@@ -72,7 +84,7 @@ def quantize_command(
         data_root=str(data_root) if data_root else None, exclude_nodes=_names(exclude_nodes),
         exclude_ops=_names(exclude_ops), exclude_modules=_names(exclude_modules), sensitivity=sensitivity,
         sensitivity_images=sensitivity_images, auto_exclude=auto_exclude, isa=isa, cpu_activations=cpu_activations,
-        high_precision=high_precision, gate=gate,
+        high_precision=high_precision, bias_correction=bias_correction, gate=gate,
     )
 
     def run():
@@ -93,13 +105,14 @@ def _print(report) -> None:
             ("time", f"{report.seconds:.1f} s"), ("quantized ops", ops)]
     if report.calibration_images:
         digest = report.calibration_digest[:12]
-        rows += [("calibration", f"{report.method}, {report.calibration_images} images, digest {digest}"),
+        method = report.method or "NNCF statistics"
+        rows += [("calibration", f"{method}, {report.calibration_images} images, digest {digest}"),
                  ("calibration peak RSS", f"{report.calibration_peak_rss_mb} MB")]
     if accuracy is not None:
         rows += [("evaluated on", accuracy.source), ("pixel agreement", f"{accuracy.pixel_agreement:.4%}"),
                  ("agreement mIoU", f"{accuracy.agreement_miou:.4f}")]
         for measured in (accuracy, *accuracy.other_runtimes):
-            label = f"on {measured.runtime}" if accuracy.other_runtimes else "mIoU float -> quantized"
+            label = f"mIoU on {measured.runtime}"
             if measured.miou_float is not None:
                 rows.append((label, f"{measured.miou_float:.4f} -> {measured.miou_quantized:.4f} "
                                     f"({measured.miou_drop_points:+.2f} points drop)"))

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,20 +66,40 @@ def export_openvino(onnx_path: str | os.PathLike, out: str | os.PathLike,
     model = ov.Core().read_model(str(onnx_path))
     record = meta.with_record("openvino", compress_fp16=config.compress_fp16, openvino=ov.__version__)
     attach_openvino_metadata(model, record)
+    verification: list[VerificationCase] = []
+
+    def verified(xml: Path) -> None:
+        if not config.verify:
+            return
+        verification.append(_verify(onnx_path, xml, meta, config))
+        if not verification[0].passed:
+            raise CheckFailedError(f"the IR disagrees with the ONNX (agreement {verification[0].agreement:.4%}); "
+                                   "nothing written")
+
+    size = write_ir(model, out, config.compress_fp16, verified)
+    return OpenVinoReport(str(out), str(onnx_path), size, config.compress_fp16, time.perf_counter() - started,
+                          verification[0] if verification else None)
+
+
+def write_ir(model: Any, out: Path, compress_fp16: bool, check: Callable[[Path], None] | None = None) -> int:
+    """Save the ``openvino.Model`` as ``out`` (.xml) and its .bin as one pair; returns their total size.
+
+    Both files are written in a scratch folder beside ``out``, where ``check(xml)`` may refuse them by
+    raising; then the .bin and the .xml (the entry point, last) are renamed into place. On any failure
+    nothing is left behind and an existing ``out`` is untouched.
+    """
+    ov = require("openvino", "openvino")
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
     try:
-        ov.save_model(model, str(scratch / "model.xml"), compress_to_fp16=config.compress_fp16)
-        verification = _verify(onnx_path, scratch / "model.xml", meta, config) if config.verify else None
-        if verification is not None and not verification.passed:
-            raise CheckFailedError(f"the IR disagrees with the ONNX (agreement {verification.agreement:.4%}); "
-                                   "nothing written")
+        ov.save_model(model, str(scratch / "model.xml"), compress_to_fp16=compress_fp16)
+        if check is not None:
+            check(scratch / "model.xml")
         size = sum(path.stat().st_size for path in scratch.iterdir())
-        os.replace(scratch / "model.bin", out.with_suffix(".bin"))  # weights first: the .xml is the entry point
+        os.replace(scratch / "model.bin", out.with_suffix(".bin"))
         os.replace(scratch / "model.xml", out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return OpenVinoReport(str(out), str(onnx_path), size, config.compress_fp16, time.perf_counter() - started,
-                          verification)
+    return size
 
 
 def _verify(onnx_path, xml: Path, meta, config: OpenVinoConfig) -> VerificationCase:

@@ -93,7 +93,7 @@ def _backend(model: bytes | Path, runtime: str) -> Iterator[Backend]:
             yield backend
 
 
-def compare_models(float_model: bytes | Path, quantized_model: bytes, meta: ArtifactMeta, gate: AccuracyGate,
+def compare_models(float_model: bytes | Path, quantized_model: bytes | Path, meta: ArtifactMeta, gate: AccuracyGate,
                    description: str, samples: list, runtimes: tuple[str, ...] = ("onnxruntime",)) -> AccuracyReport:
     """Run both models on every sample through the shared pre/post path and apply the gate on each of
     ``runtimes`` (the float model runs on ONNX Runtime); it passes only where every runtime passes."""

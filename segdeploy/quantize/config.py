@@ -17,6 +17,14 @@ class Target(StrEnum):
 
     TENSORRT = "tensorrt"  # symmetric int8, Q/DQ on weighted-op inputs, strongly typed remainder
     CPU = "cpu"  # what ONNX Runtime's and OpenVINO's x86 kernels run
+    OPENVINO = "openvino"  # an OpenVINO IR quantized by NNCF (the `nncf` extra), gated on OpenVINO
+
+
+class BiasCorrection(StrEnum):
+    """NNCF's bias correction after quantization (openvino target)."""
+
+    FAST = "fast"  # one statistics pass (NNCF's default)
+    FULL = "full"  # layer by layer, much slower
 
 
 class CalibrationMethod(StrEnum):
@@ -92,10 +100,12 @@ class QuantConfig:
     cpu_activations: CpuActivations = CpuActivations.U8
     isa: IsaTarget = IsaTarget.PORTABLE  # cpu target: portable 7-bit weights, or this CPU's full range
     high_precision: HighPrecision = HighPrecision.FP16
+    bias_correction: BiasCorrection = BiasCorrection.FAST  # openvino target
     gate: AccuracyGate = AccuracyGate()
 
     def __post_init__(self) -> None:
         convert_choices(self, {"precision": (Precision, "--precision"), "target": (Target, "--target"),
+                               "bias_correction": (BiasCorrection, "--bias-correction"),
                                "method": (CalibrationMethod, "--method"), "select": (Selection, "--select"),
                                "cpu_activations": (CpuActivations, "--cpu-activations"), "isa": (IsaTarget, "--isa"),
                                "high_precision": (HighPrecision, "--high-precision")})
@@ -180,8 +190,10 @@ class QuantRecord:
     linear_nodes: int | None = None  # dynamic INT8: MatMul/Gemm nodes quantized
     keep_fp32_ops: tuple[str, ...] = ()  # fp16
     calibration: CalibrationRecord | None = None
-    isa_class: str | None = None  # cpu target: the CPU class (segdeploy.isa) the artifact was gated on
-    portable: bool | None = None  # cpu target: accurate on every CPU class (False: check isa_class)
+    isa_class: str | None = None  # cpu/openvino target: the CPU class (segdeploy.isa) the artifact was gated on
+    portable: bool | None = None  # cpu/openvino target: accurate on every CPU class (False: check isa_class)
+    quantizer: str | None = None  # what placed the Q/DQ or FakeQuantize nodes when not ONNX Runtime (e.g. "nncf 3.4.0")
+    recipe: dict[str, str] | None = None  # that quantizer's settings (openvino target: NNCF's preset, model type...)
 
     def to_dict(self) -> dict[str, Any]:
         """The set fields (None dropped), JSON-native."""

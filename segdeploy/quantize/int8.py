@@ -5,8 +5,10 @@ weights, no bias Q/DQ (TensorRT rejects int32 bias Q/DQ), Q/DQ only on the input
 Conv/ConvTranspose/MatMul/Gemm and of residual Adds (outputs stay float, so the final head
 output is not quantized). ``cpu``: uint8 asymmetric activations (or int8 symmetric with
 ``cpu_activations="s8"``) and int8 per-channel weights, what ONNX Runtime's and OpenVINO's
-x86 kernels run fastest; by default (``isa="portable"``) the weights use 7 of their 8 bits, so
-that CPUs without VNNI, whose u8 x s8 products saturate at int16, compute what VNNI CPUs do.
+x86 kernels run fastest, with Q/DQ on pooling, concatenation, padding, slicing and resizing too
+(their int8 versions keep the data int8 between convolutions); by default (``isa="portable"``)
+the weights use 7 of their 8 bits, so that CPUs without VNNI, whose u8 x s8 products saturate
+at int16, compute what VNNI CPUs do.
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ from segdeploy.quantize.fp16 import to_fp16
 from segdeploy.quantize.sensitivity import rank_groups
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+# cpu target: Q/DQ on these too, so that ONNX Runtime runs them on int8 (QLinearConcat, NHWC MaxPool) and
+# drops Transposes and re-quantizations between its NHWC int8 convolutions (benchmarks/int8_recipes.py,
+# the `-data` recipes). Not Relu: ONNX Runtime's quantizer would delete it and leave its clipping to the
+# next Q's range, which a Conv kept in float (an exclusion) does not apply: that broke the exclusion test.
+CPU_DATA_OPS = ("MaxPool", "Concat", "Pad", "Slice", "Resize")
 
 
 def calibration_set_path(out: Path) -> Path:
@@ -210,15 +217,16 @@ def _qdq_plan(model: onnx.ModelProto, config: QuantConfig) -> _QdqPlan:
             f"an FP16 remainder needs Q/DQ with FP16 scales (opset >= {MIN_FP16_QDQ_OPSET}); this model is opset "
             f"{opset_of(model)}: re-export with --opset 20 or pass --high-precision fp32"
         )
-    op_types = tuple(op for op in WEIGHTED_OPS if op not in config.exclude_ops)
     tensorrt = target == Target.TENSORRT
-    groups = module_groups(model, op_types)
+    weighted = tuple(op for op in WEIGHTED_OPS if op not in config.exclude_ops)
+    op_types = weighted + (() if tensorrt else tuple(op for op in CPU_DATA_OPS if op not in config.exclude_ops))
+    groups = module_groups(model, weighted)
     adds = tuple(residual_adds(model, groups)) if tensorrt and "Add" not in config.exclude_ops else ()
     return _QdqPlan(
         target=target, symmetric=tensorrt or config.cpu_activations == CpuActivations.S8,
         reduce_range=not tensorrt and (config.isa == IsaTarget.PORTABLE or not full_range_int8()),
         per_channel=config.per_channel, fp16_remainder=fp16_remainder,
         method=config.method, op_types=op_types,
-        residual_adds=adds, weighted_nodes=tuple(node.name for node in model.graph.node if node.op_type in op_types),
+        residual_adds=adds, weighted_nodes=tuple(node.name for node in model.graph.node if node.op_type in weighted),
         groups=groups,
     )
