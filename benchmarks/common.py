@@ -10,12 +10,18 @@ from segdeploy.fileio import atomic_write_text
 HERE = Path(__file__).resolve().parent
 
 
-def checkpoint_parser(description: str) -> argparse.ArgumentParser:
-    """``checkpoint`` plus ``--data`` (CamVid beside the repository) and ``--manifest`` (calibration)."""
+def data_parser(description: str) -> argparse.ArgumentParser:
+    """``--data`` (CamVid beside the repository) and ``--manifest`` (calibration)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "camvid"))
     parser.add_argument("--manifest", type=Path, default=HERE.parent / "calibration" / "camvid_train_100_balanced.json")
+    return parser
+
+
+def checkpoint_parser(description: str) -> argparse.ArgumentParser:
+    """``checkpoint`` plus ``data_parser``'s options."""
+    parser = data_parser(description)
+    parser.add_argument("checkpoint", type=Path)
     return parser
 
 

@@ -47,6 +47,7 @@ class Recipe:
     reduce_range: bool = False  # 7-bit weights on every quantized layer
     first_conv_7bit: bool = False  # 7-bit weights on the first Conv only (NNCF's default overflow fix)
     data_ops: bool = False  # Q/DQ on MaxPool/Concat/Pad/Slice/Resize too (CPU_DATA_OPS)
+    per_channel: bool = True  # weight scales per output channel (False: one per tensor)
 
 
 RECIPES = (
@@ -61,13 +62,13 @@ RECIPES = (
 )
 
 
-def calibrate(fp32: Path, scratch: Path, manifest: Path, data: str) -> dict[bool, Path]:
-    """Pre-process once; ranges once per activation symmetry -> {symmetric: ranges file}."""
+def calibrate(fp32: Path, scratch: Path, manifest: Path, data: str, images: int = CALIB_IMAGES) -> dict[bool, Path]:
+    """Pre-process once; ranges once per activation symmetry on ``images`` images -> {symmetric: ranges file}."""
     from onnxruntime.quantization import quant_pre_process
     from onnxruntime.quantization.calibrate import save_tensors_data
 
     meta = read_metadata(load_onnx(fp32), str(fp32))
-    files = resolve_calibration(str(manifest), CALIB_IMAGES, 0, "random", data).files
+    files = resolve_calibration(str(manifest), images, 0, "random", data).files
     quant_pre_process(str(fp32), str(scratch / "pre.onnx"), skip_symbolic_shape=True)
     paths = {}
     for symmetric in (False, True):
@@ -95,7 +96,7 @@ def build(recipe: Recipe, scratch: Path, ranges: dict[bool, Path], out: Path, me
         quantize_static(
             str(pre), str(out), None, quant_format=QuantFormat.QDQ,
             op_types_to_quantize=[*WEIGHTED_OPS, *(CPU_DATA_OPS if recipe.data_ops else ())],
-            per_channel=True, reduce_range=recipe.reduce_range,
+            per_channel=recipe.per_channel, reduce_range=recipe.reduce_range,
             activation_type=QuantType.QInt8 if recipe.symmetric_activations else QuantType.QUInt8,
             weight_type=QuantType.QUInt8 if recipe.weights == "u8" else QuantType.QInt8,
             calibrate_method=calibration_method(METHOD), extra_options=extra,

@@ -105,6 +105,7 @@ _BACKENDS = {
     "torch": ("torch", "export"),
     "onnxruntime": ("onnxruntime", "cpu"),
     "openvino": ("openvino", "openvino"),
+    "nncf": ("nncf", "nncf"),
     "tensorrt": ("tensorrt", "tensorrt"),
     "cuda-python": ("cuda.bindings.runtime", "tensorrt"),
     "pycuda": ("pycuda.driver", "pycuda"),

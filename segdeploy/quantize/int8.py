@@ -52,11 +52,12 @@ from segdeploy.quantize.fp16 import to_fp16
 from segdeploy.quantize.sensitivity import rank_groups
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-# cpu target: Q/DQ on these too, so that ONNX Runtime runs them on int8 (QLinearConcat, NHWC MaxPool) and
-# drops Transposes and re-quantizations between its NHWC int8 convolutions (benchmarks/int8_recipes.py,
-# the `-data` recipes). Not Relu: ONNX Runtime's quantizer would delete it and leave its clipping to the
-# next Q's range, which a Conv kept in float (an exclusion) does not apply: that broke the exclusion test.
-CPU_DATA_OPS = ("MaxPool", "Concat", "Pad", "Slice", "Resize")
+# cpu target: Q/DQ on these too, so that ONNX Runtime runs them on int8 (QLinearConcat, NHWC MaxPool, Relu
+# folded into the int8 Conv) and drops Transposes and re-quantizations between its NHWC int8 convolutions
+# (benchmarks/int8_recipes.py, the `-data` recipes). A Relu beside a node kept in float stays float: ONNX
+# Runtime 1.32's optimiser zeroed a float Conv's output behind a Conv whose Relu it had folded
+# (tests/quantize/test_sensitivity.py).
+CPU_DATA_OPS = ("MaxPool", "Concat", "Pad", "Slice", "Relu", "Resize")
 
 
 def calibration_set_path(out: Path) -> Path:
@@ -157,6 +158,8 @@ class _QdqPlan:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
         tensorrt = self.target == Target.TENSORRT
+        if not tensorrt and "Relu" in self.op_types and float_nodes:
+            float_nodes = [*float_nodes, *_relus_beside(onnx.load(str(self.pre_path)), set(float_nodes))]
         extra = {"ActivationSymmetric": self.symmetric, "WeightSymmetric": True, "QuantizeBias": not tensorrt}
         op_types, nodes = list(self.op_types), None
         if tensorrt:
@@ -207,6 +210,17 @@ class _QdqPlan:
             return (f"Unquantized parts run in {remainder}.",)
         return (f"Unquantized parts run in {remainder} (TensorRT's strong typing keeps the ONNX's types).",
                 "Built for TensorRT: on a CPU it runs, but its FP16 parts and symmetric Q/DQ are slow there.")
+
+
+def _relus_beside(model: onnx.ModelProto, names: set[str]) -> list[str]:
+    """The Relu nodes whose producer or one of whose consumers is in ``names``."""
+    producer = {output: node.name for node in model.graph.node for output in node.output}
+    consumers: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        for tensor in node.input:
+            consumers.setdefault(tensor, set()).add(node.name)
+    return [node.name for node in model.graph.node if node.op_type == "Relu"
+            and (producer.get(node.input[0]) in names or consumers.get(node.output[0], set()) & names)]
 
 
 def _qdq_plan(model: onnx.ModelProto, config: QuantConfig) -> _QdqPlan:

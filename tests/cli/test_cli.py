@@ -156,7 +156,7 @@ def test_version():
     assert result.exit_code == 0 and result.stdout.startswith("segdeploy ")
 
 
-HEAVY = ("torch", "onnxruntime", "openvino", "tensorrt")
+HEAVY = ("torch", "onnxruntime", "openvino", "nncf", "tensorrt")
 
 
 def test_import_and_help_stay_light():
