@@ -48,7 +48,8 @@ def quantize_openvino(onnx_path: str | os.PathLike, out: str | os.PathLike, cali
     """Quantize a segdeploy fp32 ONNX with NNCF into an OpenVINO IR at ``out`` (.xml + .bin), gated on OpenVINO.
 
     NNCF picks its preset from the model: symmetric activations for CNNs, ``ModelType.TRANSFORMER`` (mixed
-    preset, SmoothQuant) for graphs with MatMuls. ``config.isa`` portable gives every layer 7-bit weights
+    preset, SmoothQuant) for graphs with MatMuls, whose MatMuls stay float on CPUs without VNNI/AMX (no int8
+    GEMM kernel that pays there). ``config.isa`` portable gives every layer 7-bit weights
     (NNCF's overflow fix on all layers), so CPUs without VNNI compute what VNNI CPUs do.
     """
     ov, nncf = require("openvino", "openvino"), require("nncf", "nncf")
@@ -95,6 +96,11 @@ def _recipe(model, config: QuantConfig) -> dict:
     """NNCF's settings for this model and ``config`` (recorded in the metadata as they were used)."""
     transformer = any(node.op_type in ("MatMul", "Gemm") for node in model.graph.node)
     portable = config.isa == IsaTarget.PORTABLE or not full_range_int8()
+    # Without VNNI/AMX, OpenVINO's int8 FullyConnected (jit_gemm) ran no faster than its f32 one and the
+    # activations' zero points added Subtracts: swin_seg_nano INT8 was slower than fp32 on x86-avx2, with only
+    # its convolutions in int8 1.16x faster (benchmarks/nncf_compare.py). Accuracy is unaffected either way.
+    matmuls = "none" if not transformer else "int8" if full_range_int8() else \
+        f"float (no int8 GEMM that pays on {isa_class()})"
     ignored = tuple(sorted(set(config.exclude_nodes) | set(nodes_in_modules(model, config.exclude_modules)
                                                            if config.exclude_modules else ())))
     return {"model_type": "transformer" if transformer else "cnn",
@@ -102,7 +108,8 @@ def _recipe(model, config: QuantConfig) -> dict:
             "activations": "uint8 asymmetric" if transformer else "int8 symmetric",
             "weight_bits": "7-bit range" if portable else "8-bit range (7-bit on the first layer)",
             "overflow_fix": "enable" if portable else "first_layer_only",
-            "bias_correction": config.bias_correction.value, "portable": portable, "ignored": ignored}
+            "bias_correction": config.bias_correction.value, "portable": portable, "ignored": ignored,
+            "matmuls": matmuls}
 
 
 def _nncf_quantize(nncf, float_model, files, meta: ArtifactMeta, recipe: dict, onnx_model, config: QuantConfig):
@@ -120,7 +127,9 @@ def _nncf_quantize(nncf, float_model, files, meta: ArtifactMeta, recipe: dict, o
             preset=nncf.QuantizationPreset(recipe["preset"]),
             model_type=nncf.ModelType.TRANSFORMER if recipe["model_type"] == "transformer" else None,
             fast_bias_correction=config.bias_correction == BiasCorrection.FAST,
-            ignored_scope=nncf.IgnoredScope(names=list(recipe["ignored"]), validate=False),
+            ignored_scope=nncf.IgnoredScope(names=list(recipe["ignored"]),
+                                            types=["MatMul"] if recipe["matmuls"].startswith("float") else [],
+                                            validate=False),
             advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix(recipe["overflow_fix"])))
 
 

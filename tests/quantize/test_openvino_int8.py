@@ -78,3 +78,17 @@ def test_bad_requests_are_one_line_and_write_nothing(unet_fp32, scenes, tmp_path
 
 def test_the_default_output_is_an_ir_beside_the_model(tmp_path):
     assert default_quantized_path(tmp_path / "m.onnx", CONFIG).name == "m_int8_openvino.xml"
+
+
+@pytest.mark.slow  # a Swin-Seg export (~80 s on 2 cores)
+def test_transformer_matmuls_stay_float_without_an_int8_gemm_that_pays(swin_fp32, scenes, tmp_path, monkeypatch):
+    import segdeploy.quantize.openvino_int8 as openvino_int8
+
+    fake_quantize = {}
+    for vnni, matmuls in ((False, "float"), (True, "int8")):
+        monkeypatch.setattr(openvino_int8, "full_range_int8", lambda vnni=vnni: vnni)
+        report = quantize_onnx(swin_fp32, tmp_path / f"{matmuls}.xml", CONFIG.replace(calib=str(scenes), num_images=4))
+        recipe = read_artifact_meta(report.output).history[-1]["recipe"]
+        assert recipe["model_type"] == "transformer" and recipe["matmuls"].startswith(matmuls)
+        fake_quantize[matmuls] = report.quantized_ops["FakeQuantize"]
+    assert 0 < fake_quantize["float"] < fake_quantize["int8"]  # the convolutions are int8 either way

@@ -86,6 +86,23 @@ def test_cpu_target_uses_uint8_activations(int8_models):
     assert activation_zero_points and all(z.dtype == np.uint8 for z in activation_zero_points)
 
 
+def test_cpu_target_keeps_pooling_concat_and_relu_in_int8(int8_models):
+    # Q/DQ around MaxPool and Concat (ONNX Runtime's int8 NHWC MaxPool, QLinearConcat); Relus folded into the
+    # Conv's Q; the tensorrt target quantizes only the inputs of weighted ops and residual Adds.
+    def ops_reading_dequantized(target):
+        model = load_onnx(int8_models[target].output)
+        produced_by = {out: node.op_type for node in model.graph.node for out in node.output}
+        return {node.op_type for node in model.graph.node
+                if node.input and produced_by.get(node.input[0]) == "DequantizeLinear"}, model
+
+    cpu_ops, cpu_model = ops_reading_dequantized("cpu")
+    assert {"MaxPool", "Concat"} <= cpu_ops
+    assert not any(node.op_type == "Relu" for node in cpu_model.graph.node)
+    tensorrt_ops, tensorrt_model = ops_reading_dequantized("tensorrt")
+    assert not {"MaxPool", "Concat"} & tensorrt_ops
+    assert any(node.op_type == "Relu" for node in tensorrt_model.graph.node)
+
+
 def test_manifest_is_written_and_reproducible(int8_models, unet_fp32, scenes, tmp_path):
     first = int8_models["cpu"]
     again = quantize_int8(unet_fp32, tmp_path / "again.onnx", str(scenes), CONFIG.replace(target="cpu"))
