@@ -14,6 +14,7 @@ from segdeploy.cli.options import JsonOpt
 from segdeploy.data.calibration_set import Selection
 from segdeploy.metadata import Precision
 from segdeploy.quantize.config import (
+    GATE_MIN_AGREEMENT,
     BiasCorrection,
     CalibrationMethod,
     CpuActivations,
@@ -70,7 +71,7 @@ def quantize_command(
     eval_split: Annotated[str | None, typer.Option(help="Split of --eval-data (default val).")] = None,
     eval_images: Annotated[int, typer.Option(help="At most this many evaluation images.")] = 50,
     max_miou_drop: Annotated[float, typer.Option(help="Gate with labels: mIoU drop in points.")] = 1.0,
-    min_agreement: Annotated[float, typer.Option(help="Gate without labels: agreement mIoU.")] = 0.98,
+    min_agreement: Annotated[float, typer.Option(help="Gate without labels: agreement mIoU.")] = GATE_MIN_AGREEMENT,
     json_path: JsonOpt = None,
 ) -> None:
     """Quantize an ONNX model; the result is checked on held-out images and gated."""
