@@ -4,7 +4,7 @@ Usage: python benchmarks/int8_recipes.py benchmarks/checkpoints/unet_small_camvi
 Exports fp32 ONNX, pre-processes it once and collects entropy ranges once per activation symmetry
 (96 images of calibration/camvid_train_100_balanced.json), then builds every recipe of RECIPES from those
 ranges with ONNX Runtime's quantize_static as segdeploy's cpu target does (QDQ, per-channel weights,
-Conv/ConvTranspose/MatMul/Gemm; `-data` recipes also MaxPool/Concat/Pad/Slice/Resize). One
+Conv/ConvTranspose/MatMul/Gemm; `-data` recipes also MaxPool/Concat/Pad/Slice/Relu/Resize). One
 `segdeploy bench` run times and scores fp32 and every recipe on ONNX Runtime and OpenVINO f32 (2 threads,
 eval size, 100 timed calls, all CamVid val images).
 Writes benchmarks/results/int8-recipes-<model>-<isa_class>-<date>.json (the bench report, machine included)
@@ -46,7 +46,7 @@ class Recipe:
     weights: str  # "s8" or "u8" (symmetric, per channel)
     reduce_range: bool = False  # 7-bit weights on every quantized layer
     first_conv_7bit: bool = False  # 7-bit weights on the first Conv only (NNCF's default overflow fix)
-    data_ops: bool = False  # Q/DQ on MaxPool/Concat/Pad/Slice/Resize too (CPU_DATA_OPS)
+    data_ops: bool = False  # Q/DQ on MaxPool/Concat/Pad/Slice/Relu/Resize too (CPU_DATA_OPS)
     per_channel: bool = True  # weight scales per output channel (False: one per tensor)
 
 
