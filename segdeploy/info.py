@@ -27,9 +27,11 @@ def describe_artifact(source: str | os.PathLike, input_size: tuple[int, int] | N
         return _describe_model(str(source), input_size)
     if path.suffix == ".onnx":
         return _describe_onnx(path)
+    if path.suffix == ".xml":
+        return _describe_openvino(path)
     if path.suffix in {".pt", ".pth", ".ckpt"}:
         return _describe_model(str(path), input_size)
-    raise BadInputError(f"unknown artifact type {path.suffix!r}: expected .pt or .onnx")
+    raise BadInputError(f"unknown artifact type {path.suffix!r}: expected .pt, .onnx or an OpenVINO .xml")
 
 
 def _describe_onnx(path: Path) -> dict[str, Any]:
@@ -52,6 +54,32 @@ def _describe_onnx(path: Path) -> dict[str, Any]:
         "outputs": [_tensor(v) for v in model.graph.output],
         "meta": meta.to_dict(),
     }
+
+
+def _describe_openvino(path: Path) -> dict[str, Any]:
+    """An OpenVINO IR: its metadata (BadInputError without it), ports and files (.xml + .bin)."""
+    from segdeploy.artifact_meta import read_openvino_meta
+    from segdeploy.errors import require
+
+    meta = read_openvino_meta(path)
+    model = require("openvino", "openvino").Core().read_model(str(path))
+    files = [file for file in (path, path.with_suffix(".bin")) if file.exists()]
+    return {
+        "kind": "openvino",
+        "path": str(path),
+        "size_bytes": sum(file.stat().st_size for file in files),
+        "sha256": sha256_file(path),  # of the .xml; the .bin is named in it
+        "precision": meta.precision.value,
+        "inputs": [_port(port) for port in model.inputs],
+        "outputs": [_port(port) for port in model.outputs],
+        "meta": meta.to_dict(),
+    }
+
+
+def _port(port) -> dict[str, Any]:
+    shape = port.get_partial_shape()
+    dims = ["?"] if shape.rank.is_dynamic else [dim.get_length() if dim.is_static else "?" for dim in shape]
+    return {"name": port.get_any_name(), "shape": dims, "dtype": port.get_element_type().get_type_name()}
 
 
 def _describe_model(source: str, input_size: tuple[int, int] | None) -> dict[str, Any]:

@@ -65,8 +65,9 @@ def _print_artifact(result: dict) -> None:
         ("preprocess", f"{pre['channel_order']}, scale {pre['pixel_scale']:.6g}, mean {pre['mean']}, "
                        f"std {pre['std']}, {pre['resize_policy']}, eval {pre['eval_size'][0]}x{pre['eval_size'][1]}, "
                        f"divisor {pre['divisor']}"),
-        ("params", f"{result['params'] / 1e6:.3f} M"),
     ]
+    if "params" in result:
+        rows.append(("params", f"{result['params'] / 1e6:.3f} M"))
     if "gflops" in result:
         rows.append(("GFLOPs", f"{result['gflops']} at {'x'.join(map(str, result['gflops_input_size']))}"))
     for key in ("opset", "size_bytes", "sha256"):

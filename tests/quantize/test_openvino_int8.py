@@ -92,3 +92,11 @@ def test_transformer_matmuls_stay_float_without_an_int8_gemm_that_pays(swin_fp32
         assert recipe["model_type"] == "transformer" and recipe["matmuls"].startswith(matmuls)
         fake_quantize[matmuls] = report.quantized_ops["FakeQuantize"]
     assert 0 < fake_quantize["float"] < fake_quantize["int8"]  # the convolutions are int8 either way
+
+
+def test_info_describes_the_ir(openvino_int8):
+    from segdeploy.info import describe_artifact
+
+    described = describe_artifact(openvino_int8.output)
+    assert described["kind"] == "openvino" and described["precision"] == "int8"
+    assert described["inputs"][0]["shape"][1] == 3 and described["size_bytes"] > 0
