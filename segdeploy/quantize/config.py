@@ -62,7 +62,7 @@ class HighPrecision(StrEnum):
 # Without labels the gate reads agreement mIoU with the float model. 0.90 separates, on CamVid val, every
 # artifact that lost more than 1 mIoU point (at most 0.849: 8-bit weights on AVX2, the FP16-scale optimiser
 # bug, wrong scales) from every one that lost less than 0.3 (at least 0.919: INT8 of every target, FP16,
-# NNCF's); 0.98 refused every good INT8 (benchmarks/gate_calibration.py, QUANTIZATION.md).
+# NNCF's); 0.98 refused every good static INT8 (benchmarks/gate_calibration.py, QUANTIZATION.md).
 GATE_MIN_AGREEMENT = 0.90
 
 
