@@ -57,10 +57,7 @@ def export_openvino(onnx_path: str | os.PathLike, out: str | os.PathLike,
     ov = require("openvino", "openvino")
     started = time.perf_counter()
     out = Path(out)
-    if out.suffix != ".xml":
-        raise BadInputError(f"an OpenVINO IR output must end in .xml, got {out.name}")
-    if not out.parent.is_dir():
-        raise BadInputError(f"cannot write {out}: folder {out.parent} does not exist")
+    check_ir_output(out)
     meta = read_metadata(load_onnx(onnx_path, load_weights=False), str(onnx_path))
     # Core.read_model, not convert_model: convert_model splits its path argument at commas.
     model = ov.Core().read_model(str(onnx_path))
@@ -79,6 +76,14 @@ def export_openvino(onnx_path: str | os.PathLike, out: str | os.PathLike,
     size = write_ir(model, out, config.compress_fp16, verified)
     return OpenVinoReport(str(out), str(onnx_path), size, config.compress_fp16, time.perf_counter() - started,
                           verification[0] if verification else None)
+
+
+def check_ir_output(out: Path) -> None:
+    """Refuse, before any work, an IR output that is not an .xml or whose folder does not exist."""
+    if out.suffix != ".xml":
+        raise BadInputError(f"an OpenVINO IR output must end in .xml, got {out.name}")
+    if not out.parent.is_dir():
+        raise BadInputError(f"cannot write {out}: folder {out.parent} does not exist")
 
 
 def write_ir(model: Any, out: Path, compress_fp16: bool, check: Callable[[Path], None] | None = None) -> int:

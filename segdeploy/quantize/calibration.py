@@ -66,6 +66,11 @@ def resolve_calibration(source: str, num_images: int, seed: int, select: str,
     return CalibrationSource(tuple(chosen.resolve()), chosen, None, image_folder=path)
 
 
+def calibration_set_path(out: Path) -> Path:
+    """Where the calibration set used for the artifact ``out`` is written: ``<out stem>.calib.json``."""
+    return out.with_name(out.stem + ".calib.json")
+
+
 def _dataset_split(path: Path) -> tuple[Path | None, str]:
     """(dataset root, split) when ``path`` is one split folder of a labelled dataset (``--calib camvid/train``,
     as a user types it) or a dataset root (its train split); (None, "") otherwise."""

@@ -33,7 +33,12 @@ from segdeploy.metadata import Precision
 from segdeploy.module_paths import module_groups, nodes_in_modules, residual_adds
 from segdeploy.onnx_graph import load_onnx, opset_of
 from segdeploy.quantize.accuracy import held_out_images
-from segdeploy.quantize.calibration import calibration_method, collect_ranges, resolve_calibration
+from segdeploy.quantize.calibration import (
+    calibration_method,
+    calibration_set_path,
+    collect_ranges,
+    resolve_calibration,
+)
 from segdeploy.quantize.config import (
     FRAGILE_FP16_OPS,
     MIN_FP16_QDQ_OPSET,
@@ -58,11 +63,6 @@ WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 # Runtime 1.32's optimiser zeroed a float Conv's output behind a Conv whose Relu it had folded
 # (tests/quantize/test_sensitivity.py).
 CPU_DATA_OPS = ("MaxPool", "Concat", "Pad", "Slice", "Relu", "Resize")
-
-
-def calibration_set_path(out: Path) -> Path:
-    """Where the calibration set used for ``out`` is written: ``<out stem>.calib.json``."""
-    return out.with_name(out.stem + ".calib.json")
 
 
 def quantize_int8(onnx_path: str | os.PathLike, out: str | os.PathLike, calib: str,

@@ -24,13 +24,18 @@ from segdeploy import __version__
 from segdeploy.artifact_meta import attach_openvino_metadata, read_metadata
 from segdeploy.data.calibration_set import write_calibration_set
 from segdeploy.errors import BadInputError, CheckFailedError, require
-from segdeploy.export.openvino_ir import write_ir
+from segdeploy.export.openvino_ir import check_ir_output, write_ir
 from segdeploy.isa import full_range_int8, isa_class
 from segdeploy.metadata import ArtifactMeta, Precision
 from segdeploy.module_paths import nodes_in_modules
 from segdeploy.onnx_graph import load_onnx
 from segdeploy.quantize.accuracy import compare_models, held_out_images
-from segdeploy.quantize.calibration import calibration_batches, peak_rss_mb, resolve_calibration
+from segdeploy.quantize.calibration import (
+    calibration_batches,
+    calibration_set_path,
+    peak_rss_mb,
+    resolve_calibration,
+)
 from segdeploy.quantize.config import (
     BiasCorrection,
     CalibrationRecord,
@@ -67,23 +72,16 @@ def quantize_openvino(onnx_path: str | os.PathLike, out: str | os.PathLike, cali
         target=Target.OPENVINO, per_channel=True, weights="int8 symmetric, " + recipe["weight_bits"],
         activations=recipe["activations"], float_nodes=recipe["ignored"], exclude_modules=config.exclude_modules,
         calibration=CalibrationRecord(len(calibration.files), calibration.set.digest, calibration.set.source,
-                                      _calibration_set_path(out).name, round(peak_rss_mb(), 1)),
+                                      calibration_set_path(out).name, round(peak_rss_mb(), 1)),
         isa_class=isa_class(), portable=recipe["portable"], quantizer=f"nncf {nncf.__version__}",
         recipe={key: str(value) for key, value in recipe.items() if key not in ("ignored", "portable")})
     report = _gate_and_write(ov, quantized, out, model, meta, config, record, held_out, started)
-    write_calibration_set(calibration.set, _calibration_set_path(out))
+    write_calibration_set(calibration.set, calibration_set_path(out))
     return report
 
 
-def _calibration_set_path(out: Path) -> Path:
-    return out.with_name(out.stem + ".calib.json")
-
-
 def _check_request(out: Path, config: QuantConfig) -> None:
-    if out.suffix != ".xml":
-        raise BadInputError(f"--target openvino writes an OpenVINO IR: the output must end in .xml, got {out.name}")
-    if not out.parent.is_dir():
-        raise BadInputError(f"cannot write {out}: folder {out.parent} does not exist")
+    check_ir_output(out)
     unsupported = [flag for flag, used in (("--sensitivity/--auto-exclude", config.sensitivity or config.auto_exclude),
                                            ("--exclude-ops", config.exclude_ops),
                                            ("--no-per-channel", not config.per_channel)) if used]

@@ -12,10 +12,11 @@ from segdeploy.artifact_meta import read_metadata
 from segdeploy.errors import BadInputError, CheckFailedError
 from segdeploy.metadata import Precision
 from segdeploy.onnx_graph import load_onnx
+from segdeploy.quantize.calibration import calibration_set_path
 from segdeploy.quantize.config import AccuracyGate, QuantConfig
 from segdeploy.quantize.dynamic import quantize_dynamic
 from segdeploy.quantize.fp16 import convert_fp16
-from segdeploy.quantize.int8 import calibration_set_path, quantize_int8
+from segdeploy.quantize.int8 import quantize_int8
 
 CONFIG = QuantConfig(num_images=12, gate=AccuracyGate(min_agreement=0.0, max_miou_drop=100.0))
 
