@@ -16,6 +16,8 @@ EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BAD_INPUT = 3
 EXIT_MISSING_DEPENDENCY = 4
+EXIT_INTERNAL = 70  # a bug in segdeploy (sysexits' EX_SOFTWARE), never caused by the user's input
+REASON_CHARS = 160
 
 E = TypeVar("E", bound=Enum)
 
@@ -70,6 +72,20 @@ def require(module: str, extra: str) -> ModuleType:
         raise MissingDependencyError(
             f"{module} is not installed ({exc}); install it with: pip install 'segdeploy[{extra}]'{needs}"
         ) from exc
+
+
+def library_reason(exc: BaseException, limit: int = REASON_CHARS) -> str:
+    """A library exception's message as a short clause for the end of a segdeploy sentence.
+
+    Its first non-empty line, cut at a word boundary (never mid-word) with '...' when longer than
+    ``limit``; the exception's type name when it has no message.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.")
+    return f"{cut or text[:limit]} ..."
 
 
 def check_choice(choices: type[E], value: object, what: str) -> E:

@@ -15,7 +15,7 @@ from typer.exceptions import TyperException
 from segdeploy import __version__
 from segdeploy.cli import console
 from segdeploy.cli.console import STATE, debug_from_environment
-from segdeploy.errors import EXIT_CHECK_FAILED, SegdeployError, SegdeployWarning
+from segdeploy.errors import EXIT_INTERNAL, SegdeployError, SegdeployWarning
 
 
 class SegdeployGroup(TyperGroup):
@@ -35,10 +35,10 @@ class SegdeployGroup(TyperGroup):
         except BrokenPipeError:  # the reader went away (segdeploy ... | head): what it asked for, not a failure
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(0)
-        except Exception as error:  # a bug: still one line unless --debug
-            _report(error, f"internal error: {type(error).__name__}: {error} "
-                           "(rerun with --debug for the traceback)")
-            ctx.exit(EXIT_CHECK_FAILED)
+        except Exception as error:  # a bug in segdeploy (input problems are SegdeployErrors): one line, exit 70
+            _report(error, f"internal error (a bug in segdeploy): {type(error).__name__}: {error} "
+                           "(rerun with --debug for the traceback and report it)")
+            ctx.exit(EXIT_INTERNAL)
 
 
 def _report(error: BaseException, line: str) -> None:

@@ -198,3 +198,21 @@ def test_a_closed_pipe_is_not_an_error(args):
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 0, stderr
     assert "internal error" not in stderr and "Traceback" not in stderr
+
+
+def test_a_bug_is_exit_70_in_one_line(monkeypatch):
+    # A failure segdeploy did not anticipate is its own bug: exit 70 (sysexits' EX_SOFTWARE), never 1,
+    # which means "a check ran and failed"; one line, the traceback only with --debug.
+    import segdeploy.info
+
+    def broken(*args, **kwargs):
+        return [][0]
+
+    monkeypatch.setattr(segdeploy.info, "describe_environment", broken)
+    result = invoke("info", "--env")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 70, result.output
+    assert len(lines) == 1 and lines[0].startswith("internal error (a bug in segdeploy): IndexError")
+    assert "Traceback" not in result.output
+    debug = invoke("--debug", "info", "--env")
+    assert debug.exit_code == 70 and "Traceback" in debug.stderr
