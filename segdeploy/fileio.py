@@ -34,10 +34,38 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        publish(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Rename the finished ``tmp`` onto ``target`` with the mode a plain ``open()`` would have given it.
+
+    That is 0666 & ~umask for a new file (mkstemp's 0600 would hide the model from a server running as
+    another user) and the existing file's mode when ``target`` is replaced.
+    """
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~current_umask()
+    os.chmod(tmp, mode)
+    os.replace(tmp, target)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (os.umask must set one to read it, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc (macOS): the classic read-and-restore
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:

@@ -26,6 +26,7 @@ from segdeploy.data.synthetic import make_scenes
 from segdeploy.errors import BadInputError, CheckFailedError, require
 from segdeploy.export.config import DEFAULT_ATOL, DEFAULT_MARGIN, DEFAULT_MIN_AGREEMENT, DEFAULT_RTOL, VerificationCase
 from segdeploy.export.verify import compare_logits, compare_masks
+from segdeploy.fileio import publish
 from segdeploy.metadata import OutputKind
 from segdeploy.onnx_graph import load_onnx
 
@@ -100,8 +101,8 @@ def write_ir(model: Any, out: Path, compress_fp16: bool, check: Callable[[Path],
         if check is not None:
             check(scratch / "model.xml")
         size = sum(path.stat().st_size for path in scratch.iterdir())
-        os.replace(scratch / "model.bin", out.with_suffix(".bin"))
-        os.replace(scratch / "model.xml", out)
+        publish(scratch / "model.bin", out.with_suffix(".bin"))
+        publish(scratch / "model.xml", out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return size
