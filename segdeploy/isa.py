@@ -7,8 +7,10 @@ Benchmarks record these flags; INT8 artifacts record the class they were gated o
 
 from __future__ import annotations
 
+import os
 import platform
 from functools import cache
+from pathlib import Path
 
 X86_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
 ARM_FLAGS = ("asimddp", "i8mm", "bf16")  # dot product, int8 matrix multiply, bf16
@@ -48,3 +50,20 @@ def full_range_int8() -> bool:
     """Whether this CPU multiplies 8-bit integers without the int16 saturation of AVX2's ``vpmaddubsw``
     (VNNI, AMX, ARM dot product): where 8-bit weights keep their accuracy."""
     return isa_class() in ("x86-vnni", "x86-amx", "arm64-dot")
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (its CPU affinity, hyper-threads counted once): what ONNX
+    Runtime, OpenVINO and PyTorch each default their CPU thread count to."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(), (topology / "core_id").read_text().strip()))
+        except OSError:
+            cores.add(("cpu", str(cpu)))  # no topology (containers without /sys): count the logical CPU
+    return max(1, len(cores))

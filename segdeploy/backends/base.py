@@ -72,6 +72,7 @@ class Backend(ABC):
         self._active = False
         self._input_spec: InputSpec | None = None
         self._last_inference_ms: float | None = None
+        self._threads_used: int | None = None
 
     @property
     def is_active(self) -> bool:
@@ -93,6 +94,12 @@ class Backend(ABC):
         """Phases of the last ``infer`` in ms, for backends that time them on the device (TensorRT:
         ``h2d``, ``compute``, ``d2h`` from CUDA events); empty for the others."""
         return {}
+
+    @property
+    def threads(self) -> int | None:
+        """CPU threads the runtime infers with since the last activation, as it reports them (the value
+        asked for, or the runtime's own default); None for a GPU runtime. Kept after ``close()`` for reports."""
+        return self._threads_used
 
     @property
     def execution_precision(self) -> str | None:

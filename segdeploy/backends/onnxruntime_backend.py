@@ -15,6 +15,7 @@ import onnx
 
 from segdeploy.backends.base import Backend, InputSpec
 from segdeploy.errors import BadInputError, MissingDependencyError, require
+from segdeploy.isa import physical_cores
 from segdeploy.onnx_graph import has_fp16_qdq, load_onnx
 
 
@@ -58,6 +59,9 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BadInputError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from exc
         self._output = self._session.get_outputs()[0].name
+        # ONNX Runtime has no getter for its thread pool; unset, its documented default is the physical cores.
+        on_cpu = self._session.get_providers()[0] == "CPUExecutionProvider"
+        self._threads_used = (self._threads or physical_cores()) if on_cpu else None
         return _input_spec(self._session.get_inputs()[0])
 
     def _load_graph(self) -> onnx.ModelProto:

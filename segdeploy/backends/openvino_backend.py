@@ -45,6 +45,7 @@ class OpenVinoBackend(Backend):
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
             raise BadInputError(f"OpenVINO cannot compile {self._model}: {str(exc).splitlines()[0][:200]}") from exc
         self._executed = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self._threads_used = int(compiled.get_property("INFERENCE_NUM_THREADS"))
         self._compiled = compiled
         self._request = compiled.create_infer_request()
         return _input_spec(compiled.input(0))

@@ -41,6 +41,7 @@ class TorchBackend(Backend):
         if self._threads:
             torch.set_num_threads(self._threads)
         model, meta = load_model(self._checkpoint)
+        self._threads_used = torch.get_num_threads() if self._device == "cpu" else None
         self._model = model.to(self._device)
         channels = meta.config.get("in_channels", 3)
         return InputSpec(meta.io.input_name, np.dtype(np.float32), (None, channels, None, None))

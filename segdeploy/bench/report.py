@@ -46,11 +46,23 @@ def noisy_warning(report: BenchReport) -> str | None:
 def title(report: BenchReport) -> str:
     """What was measured on what: the table's title (terminal) and the Markdown's first line."""
     machine = report.machine
-    threads = machine.get("threads") or "backend default"
+    threads = threads_used(report)
     reference = Path(report.reference.artifact).name if report.reference else "none"
     return (f"{len(report.images)} images ({report.config.data or 'synthetic scenes'}"
             f"{':' + report.config.split if report.config.data else ''}); reference {reference}; "
             f"{machine.get('cpu')} ({machine.get('isa_class')}), {machine.get('cores')} cores, threads {threads}")
+
+
+def threads_used(report: BenchReport) -> str:
+    """The CPU threads the backends reported using: ``2``, or per backend where they differ
+    (``onnxruntime 2, openvino 4``); ``n/a`` when no row ran on a CPU runtime."""
+    by_backend: dict[str, int] = {}
+    for result in report.results:
+        if result.threads is not None:
+            by_backend.setdefault(str(result.spec.backend), result.threads)
+    if len(set(by_backend.values())) == 1:
+        return str(next(iter(by_backend.values())))
+    return ", ".join(f"{backend} {count}" for backend, count in sorted(by_backend.items())) or "n/a"
 
 
 def markdown(report: BenchReport) -> str:

@@ -71,6 +71,7 @@ class BenchResult:
     latency_samples_ms: dict[str, list[float]] = field(default_factory=dict)
     throughput_ips: dict[str, float] = field(default_factory=dict)  # images per second, infer and end2end
     accuracy: AccuracySummary | None = None
+    threads: int | None = None  # CPU threads the backend inferred with, as it reports them; None on a GPU
 
     @property
     def ok(self) -> bool:
@@ -86,7 +87,7 @@ class BenchResult:
                 "status": "ok" if self.ok else "failed", "error": self.error, "size_mb": self.size_mb,
                 "latency_ms": {name: stats.to_dict() for name, stats in self.latency_ms.items()},
                 "latency_samples_ms": self.latency_samples_ms, "segmenter_options": self.spec.segmenter_options(),
-                "throughput_ips": self.throughput_ips}
+                "threads": self.threads, "throughput_ips": self.throughput_ips}
         return {**data, **(self.accuracy.to_dict() if self.accuracy else {})}
 
 

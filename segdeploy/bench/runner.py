@@ -172,7 +172,7 @@ def _result(row: Row, meta: ArtifactMeta, references: References | None, batch: 
         size_mb=_size_bytes(row.spec.path) / 1e6, error=row.error, latency_ms=latency,
         latency_samples_ms={"infer": row.infer_ms, "end2end": row.end2end_ms},
         throughput_ips={mode: per_call[mode] * 1000 / latency[mode].mean for mode in per_call if mode in latency},
-        accuracy=accuracy)
+        accuracy=accuracy, threads=row.segmenter.backend.threads if row.segmenter else None)
 
 
 def _reference_result(references: References, size: tuple[int, int], meta: ArtifactMeta) -> ReferenceResult | None:

@@ -142,3 +142,16 @@ def test_openvino_async_queue_matches_sync_infer(artifacts, scene_images):
             np.testing.assert_allclose(actual, reference, rtol=1e-5, atol=1e-5)
         with pytest.raises(BadInputError, match="dtype float64, not float32"):
             backend.infer_many([batches[0].astype(np.float64)])
+
+
+@pytest.mark.parametrize("kind", CPU_BACKENDS)
+def test_every_cpu_backend_reports_the_threads_it_used(kind, artifacts):
+    from segdeploy.isa import physical_cores
+
+    with make_backend(artifacts[kind], kind, "cpu", BackendOptions(threads=1)) as backend:
+        assert backend.threads == 1  # what was asked for
+    assert backend.threads == 1  # kept after close for reports
+    if kind == "torch":
+        torch.set_num_threads(physical_cores())  # set_num_threads is process-wide: undo the 1 above
+    with make_backend(artifacts[kind], kind, "cpu", BackendOptions()) as backend:
+        assert backend.threads == physical_cores()  # each runtime's own default on this machine

@@ -34,6 +34,12 @@ def test_bench_table_json_markdown_and_plots(artifacts, scenes, tmp_path):
     torch_row = next(r for r in report["results"] if r["backend"] == "torch")
     assert torch_row["delta_miou"] == 0 and torch_row["agreement_vs_reference"] == 1  # the reference itself
     assert "| artifact |" in (tmp_path / "b.md").read_text()
+    # The machine line says what the backends used, not the unset option ("threads None").
+    used = {row["backend"]: row["threads"] for row in report["results"]}
+    assert all(isinstance(count, int) and count >= 1 for count in used.values()), used
+    assert "threads None" not in result.stdout and "threads None" not in (tmp_path / "b.md").read_text()
+    if len(set(used.values())) == 1:
+        assert f"threads {used['onnxruntime']}" in " ".join(result.stdout.split())
     assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"latency_cdf.png", "per_class_iou.png", "worst_0.png"}
 
 
