@@ -63,7 +63,7 @@ def physical_cores() -> int:
     for cpu in cpus:
         topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
         try:
-            cores.add(((topology / "physical_package_id").read_text().strip(), (topology / "core_id").read_text().strip()))
+            cores.add(tuple((topology / name).read_text().strip() for name in ("physical_package_id", "core_id")))
         except OSError:
             cores.add(("cpu", str(cpu)))  # no topology (containers without /sys): count the logical CPU
     return max(1, len(cores))
