@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-import pickle
+import re
 import zipfile
 from enum import StrEnum
 from pathlib import Path
@@ -19,10 +19,12 @@ from typing import Any
 
 import onnx
 
-from segdeploy.errors import BadInputError, require
+from segdeploy.errors import BadInputError, library_reason, require
 from segdeploy.fileio import require_file, sha256_file
 from segdeploy.metadata import ONNX_METADATA_KEY, ArtifactMeta
 from segdeploy.onnx_graph import load_onnx
+from segdeploy.reading import captured_warnings
+from segdeploy.sniff import describe, head, pickle_globals, runs_code, unsafe_global
 
 CHECKPOINT_FORMAT = "segdeploy.checkpoint"
 OPENVINO_META_PATH = ["segdeploy", "meta"]
@@ -59,21 +61,79 @@ def read_artifact_meta(path: str | os.PathLike) -> ArtifactMeta:
 
 # -- checkpoint ----------------------------------------------------------------------------
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint file safely (``weights_only=True``); any refusal is BadInputError."""
+    """Load a checkpoint file safely (``weights_only=True``); any refusal is one BadInputError line.
+
+    The file is untrusted: whatever torch's unpickler raises on it (IndexError, KeyError,
+    UnicodeDecodeError ... as well as UnpicklingError) is the file's fault, reported as what the
+    file looks like and why safe loading refused it; torch's warnings are logged, not printed.
+    """
     import torch
 
     path = require_file(path, "checkpoint")
+    looks = describe(path)
+    if looks not in ("a PyTorch checkpoint archive", "a pickle"):
+        raise BadInputError(f"{path} is {looks}{_hint_for(looks)}")
+    if looks == "a PyTorch checkpoint archive":
+        _check_archive(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError, AttributeError, ImportError, TypeError, KeyError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInputError(
-            f"{path} is not a loadable checkpoint (safe loading refused it: {reason[:160]})"
-        ) from exc
+        with captured_warnings(str(path)):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # the unpickler's failures on a malformed file come in many types
+        raise BadInputError(_refusal(path, looks, exc)) from exc
     if not isinstance(payload, dict):
-        raise BadInputError(f"{path} holds a {type(payload).__name__}, not a checkpoint dict")
+        raise BadInputError(f"{path} holds a {type(payload).__name__}, not a checkpoint dict; save a dict such as "
+                            "model.state_dict()")
     return payload
+
+
+def _check_archive(path: Path) -> None:
+    """Every member of the checkpoint's zip must match its CRC-32: torch's reader does not check them, so a
+    flipped byte in a tensor would load as silently different weights."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise BadInputError(f"{path} is a damaged PyTorch checkpoint (its zip structure is broken: "
+                            f"{library_reason(exc)})") from exc
+    if damaged is not None:
+        member = damaged.split("/", 1)[-1]  # torch names the archive's root folder after the file it wrote
+        raise BadInputError(f"{path} is a damaged PyTorch checkpoint: {member} fails its CRC-32 check (the file "
+                            "was corrupted after it was written; copy or download it again)")
+
+
+def _hint_for(looks: str) -> str:
+    if looks == "an ONNX model":
+        return ", not a PyTorch checkpoint: pass it where an .onnx file is expected (named *.onnx)"
+    if looks == "a damaged zip archive":
+        return " (truncated or corrupt): if it was a PyTorch checkpoint, copy or save it again"
+    if looks == "a safetensors file":
+        return ", not a PyTorch checkpoint: convert it to a state dict with safetensors.torch.load_file and torch.save"
+    return ", not a PyTorch checkpoint"
+
+
+def _refusal(path: Path, looks: str, exc: Exception) -> str:
+    """The one-line reason safe loading refused ``path``: a full pickled model, code, or damage."""
+    message = str(exc)
+    name = unsafe_global(message)
+    if looks == "a pickle":  # torch stops at the first opcode it refuses; a static scan sees every name
+        name = next((found for found in pickle_globals(path) if runs_code(found)), name)
+    if name and runs_code(name):
+        return (f"{path} refers to code ({name}) that loading would run; safe loading refused it: do not load "
+                "files from sources you do not trust")
+    if name:
+        return (f"{path} is a full pickled model or object (it refers to {name}), which is not accepted: save "
+                "model.state_dict() or use segdeploy's checkpoint format ('segdeploy export' or 'segdeploy train')")
+    # torch wraps the unpickler's reason in paragraphs of advice; keep the reason ("Unsupported operand 255")
+    protocol = head(path, 2)[1]
+    if looks == "a pickle" and protocol >= 4:
+        return (f"{path} is a Python pickle (protocol {protocol}), not a PyTorch checkpoint: torch.save writes "
+                "checkpoints; save a state dict with it")
+    detail = re.search(r"WeightsUnpickler error:\s*(.+)", message)
+    reason = library_reason(detail.group(1) if detail else exc)
+    kind = "PyTorch checkpoint" if looks == "a PyTorch checkpoint archive" else "pickle"
+    return f"{path} is a damaged {kind} (truncated or corrupt; safe loading failed with {type(exc).__name__}: {reason})"
 
 
 def checkpoint_meta(payload: dict[str, Any], path: str | os.PathLike) -> ArtifactMeta | None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from segdeploy.cli.app import app
 from segdeploy.models import create_model
-from tests.bad_files import BAD_CHECKPOINT_KINDS, SIDE_EFFECT_FILE, write_bad_checkpoint
+from tests.bad_files import BAD_CHECKPOINT_KINDS, BAD_CHECKPOINTS, SIDE_EFFECT_FILE, write_bad_checkpoint
 
 runner = CliRunner()
 
@@ -33,7 +33,7 @@ def assert_clean_failure(result, code, fragment):
 def test_export_refuses_files_that_are_not_checkpoints(tmp_path, monkeypatch, kind):
     monkeypatch.chdir(tmp_path)
     result = invoke("export", write_bad_checkpoint(tmp_path / "bad.pt", kind), "-o", tmp_path / "out.onnx")
-    assert_clean_failure(result, 3, "empty" if kind == "empty" else "not a loadable checkpoint")
+    assert_clean_failure(result, 3, BAD_CHECKPOINTS[kind])
     assert not (tmp_path / SIDE_EFFECT_FILE).exists() and not (tmp_path / "out.onnx").exists()
 
 

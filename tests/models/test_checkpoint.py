@@ -5,7 +5,7 @@ from segdeploy.artifact_meta import read_checkpoint
 from segdeploy.errors import BadInputError
 from segdeploy.models import create_model
 from segdeploy.models.checkpoint import load_model, save_checkpoint
-from tests.bad_files import BAD_CHECKPOINT_KINDS, SIDE_EFFECT_FILE, write_bad_checkpoint
+from tests.bad_files import BAD_CHECKPOINT_KINDS, BAD_CHECKPOINTS, SIDE_EFFECT_FILE, write_bad_checkpoint
 
 
 def test_checkpoint_round_trip_restores_weights_and_metadata(tmp_path):
@@ -42,8 +42,9 @@ def test_state_dict_of_another_architecture_names_the_keys(tmp_path):
 def test_files_that_are_not_checkpoints_are_refused_and_nothing_runs(tmp_path, monkeypatch, kind):
     monkeypatch.chdir(tmp_path)
     path = write_bad_checkpoint(tmp_path / "bad.pt", kind)
-    with pytest.raises(BadInputError, match="not a loadable checkpoint|is empty"):
+    with pytest.raises(BadInputError) as refused:
         load_model(path)
+    assert BAD_CHECKPOINTS[kind] in str(refused.value) and "\n" not in str(refused.value)
     assert not (tmp_path / SIDE_EFFECT_FILE).exists()
 
 
