@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -78,6 +79,7 @@ def main_callback(
     STATE.quiet = quiet
     STATE.verbose = verbose
     warnings.showwarning = _show_warning
+    _show_reader_log(verbose and not quiet)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -86,6 +88,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         console.err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
     elif STATE.verbose:
         console.err.print(f"warning ({category.__name__}): {message}", markup=False, highlight=False)
+
+
+class _ConsoleHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        console.err.print(f"detail: {record.getMessage()}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _show_reader_log(show: bool) -> None:
+    """With --verbose, what segdeploy logs (library warnings captured while reading untrusted files) is shown."""
+    logger = logging.getLogger("segdeploy")
+    for handler in [h for h in logger.handlers if isinstance(h, _ConsoleHandler)]:
+        logger.removeHandler(handler)
+    if show:
+        logger.addHandler(_ConsoleHandler())
+        logger.setLevel(logging.DEBUG)
 
 
 def _register() -> None:
