@@ -16,6 +16,9 @@ TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch's pre-1.6 (non-zip) format 
 _MAGIC = (  # (prefix, what the file looks like)
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
+    (b"BM", "a BMP image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 model?)"),
     (b"\x1f\x8b", "a gzip file"),
     (b"%PDF", "a PDF document"),
@@ -29,23 +32,28 @@ def head(path: str | os.PathLike, size: int = HEAD_BYTES) -> bytes:
 
 
 def describe(path: str | os.PathLike) -> str:
-    """A short noun phrase for what ``path`` holds: 'a zip archive', 'an ONNX model', 'a text file', ...
+    """A short noun phrase for what ``path`` holds: 'a zip archive of 3 files ...', 'an ONNX model', ...
 
     Only formats segdeploy can name from a few bytes; 'unrecognised binary data' otherwise.
     """
-    data = head(path)
+    looks = describe_head(head(path))
+    return describe_zip(path) if looks == "a zip archive" else looks
+
+
+def describe_head(data: bytes) -> str:
+    """``describe`` from a file's first bytes alone (a zip is just 'a zip archive')."""
     for prefix, what in _MAGIC:
         if data.startswith(prefix):
             return what
     if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
-        return describe_zip(path)
+        return "a zip archive"
     if data[:1] == b"\x80" and len(data) > 1 and 2 <= data[1] <= 5:
         return "a pickle"
     if looks_like_safetensors(data):
         return "a safetensors file"
     if looks_like_onnx(data):
         return "an ONNX model"
-    if _is_text(data):
+    if _is_text(data[:HEAD_BYTES]):
         return "a text file"
     return "unrecognised binary data"
 

@@ -11,10 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from segdeploy.data.preprocess import to_bgr_uint8
+from segdeploy.data.images import read_image, read_mask
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import default_palette
 
@@ -83,52 +82,6 @@ class SegDataset:
                 f"{name}: mask values {bad[:5].tolist()} are outside the {self.num_classes} classes "
                 f"(ignore label {self.ignore_index})"
             )
-
-
-MAX_IMAGE_PIXELS = 1 << 28  # 268 M pixels (16384 x 16384): decoding more would take GBs
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """HxWx3 uint8 BGR; grayscale and alpha are converted; other dtypes and images over
-    MAX_IMAGE_PIXELS (checked from the header, before decoding) are refused."""
-    _check_image_size(path)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise BadInputError(f"cannot decode image {path}")
-    return to_bgr_uint8(image, str(path))
-
-
-def _check_image_size(path: str | os.PathLike) -> None:
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides
-            with Image.open(path) as header:  # reads the header only
-                width, height = header.size
-    except Image.DecompressionBombError as exc:
-        raise BadInputError(f"{path} is too large to decode ({exc}); split it into parts") from exc
-    except (UnidentifiedImageError, OSError):
-        return  # OpenCV decides; it reports what it cannot read
-    if width * height > MAX_IMAGE_PIXELS:
-        raise BadInputError(f"{path} is {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS // 1_000_000} M pixels "
-                            "(split it into parts)")
-
-
-def read_mask(path: Path) -> np.ndarray:
-    """Label map as HxW uint8 ids (palette PNGs are read by index, not colour)."""
-    from PIL import Image  # palette PNGs need their indices; OpenCV would expand colours
-
-    try:
-        with Image.open(path) as handle:
-            mask = np.asarray(handle)
-    except Exception as exc:  # PIL raises UnidentifiedImageError, OSError ...
-        raise BadInputError(f"cannot decode mask {path}") from exc
-    if mask.ndim != 2:
-        raise BadInputError(f"{path.name}: masks must be single-channel class ids, got shape {mask.shape}")
-    return mask.astype(np.uint8)
 
 
 def list_images(folder: Path) -> list[Path]:

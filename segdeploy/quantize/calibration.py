@@ -23,7 +23,8 @@ from segdeploy.data.calibration_set import (
     build_calibration_set,
     load_calibration_set,
 )
-from segdeploy.data.datasets import open_dataset, open_image_folder, read_image
+from segdeploy.data.datasets import open_dataset, open_image_folder
+from segdeploy.data.images import read_image
 from segdeploy.data.preprocess import preprocess
 from segdeploy.errors import BadInputError, require
 from segdeploy.metadata import ArtifactMeta

@@ -20,7 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segdeploy.data.datasets import IMAGE_SUFFIXES, read_image
+from segdeploy.data.datasets import IMAGE_SUFFIXES
+from segdeploy.data.images import read_image
 from segdeploy.errors import BadInputError, check_range, convert_choices
 from segdeploy.fileio import atomic_output, atomic_write_bytes
 from segdeploy.runtime.segmenter import Segmenter

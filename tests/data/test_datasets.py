@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segdeploy.data.datasets import CAMVID_CLASSES, open_dataset, open_image_folder, read_image
+from segdeploy.data.datasets import CAMVID_CLASSES, open_dataset, open_image_folder
 from segdeploy.data.synthetic import SYNTHETIC_CLASSES, make_scenes, write_synthetic_dataset
 from segdeploy.errors import BadInputError
 
@@ -82,19 +82,6 @@ def test_size_mismatch_and_out_of_range_labels(tmp_path):
         dataset[0]
     with pytest.raises(BadInputError, match=r"values \[40\] are outside the 11 classes"):
         dataset[1]
-
-
-def test_image_reading_converts_gray_and_alpha_and_refuses_16_bit(tmp_path):
-    cv2.imwrite(str(tmp_path / "g.png"), np.full((5, 6), 7, np.uint8))
-    cv2.imwrite(str(tmp_path / "a.png"), np.full((5, 6, 4), 9, np.uint8))
-    cv2.imwrite(str(tmp_path / "d.png"), np.full((5, 6, 3), 9, np.uint16))
-    (tmp_path / "t.png").write_text("not an image")
-    assert read_image(tmp_path / "g.png").shape == (5, 6, 3)
-    assert read_image(tmp_path / "a.png").shape == (5, 6, 3)
-    with pytest.raises(BadInputError, match="uint16"):
-        read_image(tmp_path / "d.png")
-    with pytest.raises(BadInputError, match="cannot decode"):
-        read_image(tmp_path / "t.png")
 
 
 def test_plain_image_folder(tmp_path):

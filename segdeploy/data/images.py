@@ -1,0 +1,153 @@
+"""Decoding untrusted image files and bytes: one BadInputError line for anything wrong, and quiet.
+
+- The size comes from the header (PIL reads only that) and is checked before anything is decoded,
+  so a decompression bomb is refused without allocating it.
+- A PNG's chunks are walked and their CRCs checked first: corrupt and truncated PNGs get a precise
+  message, and libpng, which prints "libpng error: ..." on stderr before OpenCV returns, never sees
+  them.
+- OpenCV's own log lines ("[ERROR:0@1.5] ... imdecode_ ...") are silenced around the decode, and
+  PIL's warnings about odd files (EXIF, DecompressionBombWarning) are filtered: segdeploy decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+import zlib
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from segdeploy.data.preprocess import to_bgr_uint8
+from segdeploy.errors import BadInputError, library_reason
+from segdeploy.fileio import require_file
+from segdeploy.sniff import describe_head
+
+# 134 M pixels (16384 x 8192, 400 MB as BGR): more would take GBs. Under PIL's own hard limit (179 M) so that
+# this check, with its sizes, is the one that speaks; PIL's DecompressionBombError stays as a backstop.
+MAX_IMAGE_PIXELS = 1 << 27
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FORMATS = "PNG, JPEG, BMP, TIFF or WebP"
+
+# PIL warns (never raises) about oddities of a file's metadata; the verdict on the file is segdeploy's.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """HxWx3 uint8 BGR from an image file (see ``decode_image``)."""
+    path = require_file(path, "image")
+    return decode_image(path.read_bytes(), str(path))
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """HxWx3 uint8 BGR from encoded bytes (PNG, JPEG, BMP, TIFF, WebP): grayscale and alpha converted,
+    16-bit scaled to 8; images over MAX_IMAGE_PIXELS are refused from their header, before decoding."""
+    if not data:
+        raise BadInputError(f"{name} is empty")
+    check_size(data, name)
+    if data.startswith(PNG_SIGNATURE):
+        check_png_chunks(data, name)
+    with opencv_quiet():
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise BadInputError(f"{name} is a damaged {_format(data)} image (truncated or corrupt); OpenCV cannot "
+                            "decode it")
+    if image.dtype == np.uint16:  # a 16-bit file: its high byte, as OpenCV's IMREAD_COLOR would read it
+        image = (image >> 8).astype(np.uint8)
+    return to_bgr_uint8(image, name)
+
+
+def check_size(data: bytes, name: str) -> tuple[int, int]:
+    """(width, height) from the header; BadInputError if it is not an image or declares too many pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:  # parses the header only
+            width, height = header.size
+    except Image.DecompressionBombError as exc:
+        raise BadInputError(f"{name} declares too many pixels to decode ({library_reason(exc)}); split it into "
+                            "parts") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # PIL's plugins raise many types on a malformed header
+        raise BadInputError(f"{name} is not a {FORMATS} image: {_header_problem(data, exc)}") from exc
+    if width < 1 or height < 1 or width * height > MAX_IMAGE_PIXELS:
+        raise BadInputError(f"{name} declares {width}x{height} pixels; images must have 1 to "
+                            f"{MAX_IMAGE_PIXELS // 1_000_000} M pixels (split larger ones into parts)")
+    return width, height
+
+
+def _header_problem(data: bytes, exc: Exception) -> str:
+    looks = describe_head(data)
+    if looks.endswith(" image"):
+        return f"it is {looks.replace('a ', 'a damaged ', 1)} (header unreadable: {library_reason(exc, 80)})"
+    return f"it looks like {looks}"
+
+
+def check_png_chunks(data: bytes, name: str) -> None:
+    """Walk the PNG's chunks up to IEND: each must fit in the file and match its CRC-32."""
+    view, position = memoryview(data), len(PNG_SIGNATURE)
+    while True:
+        if position + 12 > len(data):
+            raise BadInputError(f"{name} is a truncated PNG: it ends before its IEND chunk")
+        length = int.from_bytes(view[position:position + 4], "big")
+        kind = bytes(view[position + 4:position + 8])
+        end = position + 12 + length
+        if end > len(data):
+            raise BadInputError(f"{name} is a truncated PNG: its {_chunk(kind)} chunk runs past the end of the file")
+        if zlib.crc32(view[position + 4:end - 4]) != int.from_bytes(view[end - 4:end], "big"):
+            raise BadInputError(f"{name} is a corrupt PNG: its {_chunk(kind)} chunk fails its CRC-32 check")
+        if kind == b"IEND":
+            return
+        position = end
+
+
+def _chunk(kind: bytes) -> str:
+    return kind.decode("ascii") if kind.isalpha() else repr(kind)
+
+
+def _format(data: bytes) -> str:
+    with contextlib.suppress(Exception), Image.open(io.BytesIO(data)) as header:
+        return header.format or "image"
+    return "image"
+
+
+@contextlib.contextmanager
+def opencv_quiet() -> Iterator[None]:
+    """OpenCV's logging off for the block (it logs decoder failures on stderr before returning None)."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Label map as HxW uint8 class ids; palette PNGs are read by index, not colour (PIL, not OpenCV).
+
+    Integer masks with ids up to 255 in any bit depth are accepted; colour, float or larger ids are not.
+    """
+    path = require_file(path, "mask")
+    data = path.read_bytes()
+    check_size(data, str(path))
+    if data.startswith(PNG_SIGNATURE):
+        check_png_chunks(data, str(path))
+    try:
+        with Image.open(io.BytesIO(data)) as handle:
+            mask = np.asarray(handle)
+    except MemoryError:
+        raise
+    except Exception as exc:  # PIL raises OSError ("image file is truncated"), ValueError, SyntaxError ...
+        raise BadInputError(f"{path} is a damaged {_format(data)} mask (truncated or corrupt): "
+                            f"{library_reason(exc, 80)}") from exc
+    if mask.ndim != 2:
+        raise BadInputError(f"{path.name}: masks must be single-channel class ids, got shape {mask.shape}")
+    if mask.dtype.kind not in "biu":
+        raise BadInputError(f"{path.name}: masks must hold integer class ids, not {mask.dtype} values")
+    if mask.size and (mask.min() < 0 or mask.max() > 255):
+        raise BadInputError(f"{path.name}: mask ids must be 0-255, found {int(mask.min())}..{int(mask.max())}")
+    return mask.astype(np.uint8)
