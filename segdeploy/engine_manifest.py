@@ -16,6 +16,7 @@ from pathlib import Path
 from segdeploy.errors import BadInputError
 from segdeploy.fileio import atomic_write_text, sha256_file
 from segdeploy.metadata import ArtifactMeta
+from segdeploy.reading import field, load_json
 
 MANIFEST_FORMAT = "segdeploy-engine-manifest"
 MANIFEST_VERSION = 1
@@ -72,19 +73,34 @@ def write_manifest(manifest: EngineManifest, engine: str | os.PathLike) -> Path:
 
 
 def read_manifest(engine: str | os.PathLike) -> EngineManifest:
+    """The sidecar manifest of ``engine``, every field checked for its type (the file is untrusted)."""
     path = manifest_path(engine)
     if not path.is_file():
         raise BadInputError(f"{engine} has no manifest {path.name}; rebuild it with 'segdeploy build'")
-    try:
-        data = json.loads(path.read_text())
-        if data.pop("format", None) != MANIFEST_FORMAT:
-            raise ValueError("not a segdeploy engine manifest")
-        data.pop("version", None)
-        env = data.pop("built_on")
-        built_on = Environment(**{**env, "compute_capability": tuple(env["compute_capability"])})
-        return EngineManifest(built_on=built_on, **data)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise BadInputError(f"{path} is not a valid engine manifest ({exc}); rebuild with 'segdeploy build'") from exc
+    data = load_json(path, "engine manifest")
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise BadInputError(f"{path} is not a segdeploy engine manifest; rebuild the engine with 'segdeploy build'")
+    where = str(path)
+    env = field(data, "built_on", dict, where)
+    capability = field(env, "compute_capability", list, f"{where}: built_on")
+    if len(capability) != 2 or not all(type(part) is int and 0 <= part < 100 for part in capability):
+        raise BadInputError(f"{where}: built_on.compute_capability must be [major, minor]")
+    built_on = Environment(**{name: field(env, name, str, f"{where}: built_on")
+                              for name in ("tensorrt", "cuda", "gpu", "os", "arch")},
+                           compute_capability=tuple(capability))
+    profiles = field(data, "profiles", list, where)
+    if not all(isinstance(profile, dict) for profile in profiles):
+        raise BadInputError(f"{where}: profiles must be objects of input name -> [min, opt, max] shapes")
+    compat = field(data, "hardware_compatibility", str, where)
+    if compat not in set(HardwareCompat):
+        raise BadInputError(f"{where}: hardware_compatibility {compat!r} is not one of "
+                            f"{', '.join(HardwareCompat)}")
+    return EngineManifest(
+        meta=field(data, "meta", dict, where), built_on=built_on, profiles=profiles,
+        precision=field(data, "precision", str, where), onnx_sha256=field(data, "onnx_sha256", str, where),
+        plan_sha256=field(data, "plan_sha256", str, where),
+        build_seconds=float(field(data, "build_seconds", (int, float), where)),
+        version_compatible=field(data, "version_compatible", bool, where), hardware_compatibility=compat)
 
 
 def check_plan_hash(manifest: EngineManifest, engine: str | os.PathLike) -> None:

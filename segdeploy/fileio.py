@@ -120,3 +120,16 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     if path.stat().st_size == 0:
         raise BadInputError(f"{what} is empty: {path}")
     return path
+
+
+def inside_root(root: str | os.PathLike, name: str, what: str) -> Path:
+    """``root / name`` for a ``name`` read from an untrusted file: relative, and inside ``root`` also after
+    symlinks and '..' are resolved; anything else is BadInputError (no reading outside the data)."""
+    root = Path(root)
+    relative = Path(name)
+    if not name or relative.is_absolute() or ".." in relative.parts or "\x00" in name:
+        raise BadInputError(f"{what} {name!r} is not a relative path inside {root}; refused")
+    path = root / relative
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise BadInputError(f"{what} {name!r} leads outside {root} (to {path.resolve()}); refused")
+    return path

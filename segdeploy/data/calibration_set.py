@@ -9,8 +9,8 @@ file's own folder. ``class-balanced`` selection uses label maps so rare classes
 from __future__ import annotations
 
 import datetime
-import json
 import os
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -20,11 +20,13 @@ import numpy as np
 
 from segdeploy.data.datasets import SegDataset, open_dataset, open_image_folder
 from segdeploy.errors import BadInputError, check_choice
-from segdeploy.fileio import require_file, sha256_bytes, sha256_file, write_json
+from segdeploy.fileio import inside_root, sha256_bytes, sha256_file, write_json
+from segdeploy.reading import field, load_json
 
 CALIBRATION_SET_FORMAT = "segdeploy.calibration-set"
 # Read as well: files written before the calibration set and the engine's sidecar manifest got distinct names.
 EARLIER_FORMATS = ("segdeploy.calibration-manifest",)
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class Selection(StrEnum):
@@ -44,8 +46,9 @@ class CalibrationSet:
     source: str  # e.g. "camvid:train"
 
     def resolve(self, data_root: str | os.PathLike | None = None) -> list[Path]:
+        """The image files under ``data_root`` (default: the recorded root); none may leave it."""
         root = Path(data_root or self.data_root)
-        return [root / name for name in self.images]
+        return [inside_root(root, name, "calibration image") for name in self.images]
 
     @property
     def digest(self) -> str:
@@ -116,30 +119,41 @@ def write_calibration_set(calibration_set: CalibrationSet, path: str | os.PathLi
 
 
 def load_calibration_set(path: str | os.PathLike, data_root: str | os.PathLike | None = None,
-                  verify: bool = True) -> tuple[CalibrationSet, list[Path]]:
-    """Read a calibration set and resolve its images; with ``verify``, every file must exist with its hash."""
-    path = require_file(path, "calibration set")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path} is not a JSON calibration set: {exc}") from exc
+                         verify: bool = True) -> tuple[CalibrationSet, list[Path]]:
+    """Read a calibration set and resolve its images; with ``verify``, every file must exist with its hash.
+
+    The file is untrusted: every image must be a relative path that stays inside the data root, also
+    after symlinks are followed (``../../etc/passwd``, absolute paths and links out of the root are refused).
+    """
+    payload = load_json(path, "calibration set")
     if not isinstance(payload, dict) or payload.get("format") not in (CALIBRATION_SET_FORMAT, *EARLIER_FORMATS):
-        raise BadInputError(f"{path} is not a segdeploy calibration set")
-    try:
-        calibration_set = CalibrationSet(
-            images=tuple(item["path"] for item in payload["images"]),
-            sha256=tuple(item["sha256"] for item in payload["images"]),
-            data_root=str(path.resolve().parent / payload.get("data_root", ".")),
-            selection=payload.get("selection", "?"), seed=int(payload.get("seed", 0)),
-            source=payload.get("source", "?"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadInputError(f"{path} is a malformed calibration set: {exc!r}") from exc
+        raise BadInputError(f"{path} is not a segdeploy calibration set (no \"format\": "
+                            f"\"{CALIBRATION_SET_FORMAT}\"); write one with 'segdeploy calibration-set'")
+    calibration_set = _calibration_set_from(payload, Path(path))
     root = Path(data_root) if data_root else Path(calibration_set.data_root)
-    files = calibration_set.resolve(root)
+    files = [inside_root(root, name, f"{path}: image") for name in calibration_set.images]
     if verify:
         _verify_files(files, calibration_set.sha256, root)
     return calibration_set, files
+
+
+def _calibration_set_from(payload: dict[str, Any], path: Path) -> CalibrationSet:
+    where = str(path)
+    items = field(payload, "images", list, where)
+    if not items:
+        raise BadInputError(f"{path} lists no images")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadInputError(f"{path}: images[{index}] must be an object with path and sha256")
+        field(item, "path", str, f"{path}: images[{index}]")
+        if not SHA256_HEX.fullmatch(field(item, "sha256", str, f"{path}: images[{index}]")):
+            raise BadInputError(f"{path}: images[{index}].sha256 must be 64 hexadecimal digits")
+    optional = {key: field(payload, key, kind, where) for key, kind in
+                (("data_root", str), ("selection", str), ("seed", int), ("source", str)) if key in payload}
+    return CalibrationSet(
+        images=tuple(item["path"] for item in items), sha256=tuple(item["sha256"].lower() for item in items),
+        data_root=str(path.resolve().parent / optional.get("data_root", ".")),
+        selection=optional.get("selection", "?"), seed=optional.get("seed", 0), source=optional.get("source", "?"))
 
 
 def _verify_files(files: list[Path], hashes: tuple[str, ...], root: Path) -> None:

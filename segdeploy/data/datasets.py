@@ -15,7 +15,9 @@ import numpy as np
 
 from segdeploy.data.images import read_image, read_mask
 from segdeploy.errors import BadInputError
+from segdeploy.fileio import inside_root
 from segdeploy.metadata import default_palette
+from segdeploy.reading import read_document
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign", "fence", "car",
@@ -85,7 +87,9 @@ class SegDataset:
 
 
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """The image files in ``folder``; one that is a link leading out of it is refused, not followed."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return [inside_root(folder, file.name, "dataset file") for file in files]
 
 
 def open_dataset(root: str | os.PathLike, split: str = "train") -> SegDataset:
@@ -136,13 +140,21 @@ def _open_generic(base: Path) -> SegDataset:
         classes_file = base.parent / "classes.txt"
     dataset = _pair_folders(base / "images", base / "masks", "generic", (), (), 255)
     if classes_file.exists():
-        names = tuple(line.strip() for line in classes_file.read_text().splitlines() if line.strip())
+        names = _class_names(classes_file)
     else:
         top = max(_largest_label(read_mask(mask)) for _, mask in dataset.pairs)
         names = tuple(f"class_{index}" for index in range(top + 1))
     dataset.class_names = names
     dataset.palette = default_palette(len(names))
     return dataset
+
+
+def _class_names(path: Path) -> tuple[str, ...]:
+    """One class name per non-empty line; 1 to 256 of them (masks hold 8-bit ids)."""
+    names = tuple(line.strip() for line in read_document(path, "class list").splitlines() if line.strip())
+    if not 1 <= len(names) <= 256:
+        raise BadInputError(f"{path} names {len(names)} classes; a class list has 1 to 256 names, one per line")
+    return names
 
 
 def _largest_label(mask: np.ndarray) -> int:
@@ -154,10 +166,11 @@ def _open_voc(root: Path, split: str) -> SegDataset:
     if not listing.exists():
         splits = _available_splits(root)
         raise BadInputError(f"split {split!r} not found in {root}; available: {', '.join(splits) or 'none'}")
-    stems = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+    stems = [line.strip() for line in read_document(listing, "split list").splitlines() if line.strip()]
     pairs, skipped = [], 0
     for stem in stems:
-        image, mask = root / "JPEGImages" / f"{stem}.jpg", root / "SegmentationClass" / f"{stem}.png"
+        image = inside_root(root / "JPEGImages", f"{stem}.jpg", f"{listing}: image")
+        mask = inside_root(root / "SegmentationClass", f"{stem}.png", f"{listing}: mask")
         if image.exists() and mask.exists():
             pairs.append((image, mask))
         else:

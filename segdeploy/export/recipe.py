@@ -7,13 +7,12 @@ command-line options override it.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, fields
 from typing import Any
 
 from segdeploy.errors import BadInputError
 from segdeploy.export.config import ExportConfig
-from segdeploy.fileio import require_file
+from segdeploy.reading import load_toml
 from segdeploy.sizes import parse_hw
 
 _CONFIG_FIELDS = {f.name for f in fields(ExportConfig)}
@@ -29,11 +28,7 @@ class ExportRecipe:
 
 def load_recipe(path: str | os.PathLike) -> ExportRecipe:
     """Parse a recipe file; unknown keys are an error (typos must not pass silently)."""
-    path = require_file(path, "export recipe")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path} is not valid TOML: {exc}") from exc
+    data = load_toml(path, "export recipe")
     unknown = sorted(set(data) - _RECIPE_KEYS)
     if unknown:
         raise BadInputError(f"{path}: unknown recipe key(s) {', '.join(unknown)}")

@@ -91,3 +91,43 @@ def test_class_balanced_on_camvid_covers_the_rare_classes(camvid_root):
     balanced = images_with_rare(select_images(dataset, 32, "class-balanced", seed=0))
     random = images_with_rare(select_images(dataset, 32, "random", seed=0))
     assert balanced.min() >= random.min() and balanced.sum() > random.sum()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("../../../../etc/passwd", "is not a relative path inside"),
+    ("/etc/passwd", "is not a relative path inside"),
+    ("train/images/outside.png", "leads outside"),  # a symlink in the root that points out of it
+], ids=["dot-dot", "absolute", "symlink-out"])
+def test_entries_pointing_outside_the_root_are_refused(root, tmp_path, name, message):
+    calibration_set = build_calibration_set(root, "train", 2, "random")
+    (tmp_path / "secret.png").write_bytes((root / calibration_set.images[0]).read_bytes())
+    link = root / "train" / "images" / "outside.png"
+    link.unlink(missing_ok=True)
+    link.symlink_to(tmp_path / "secret.png")
+    try:
+        write_calibration_set(calibration_set, tmp_path / "c.json")
+        payload = json.loads((tmp_path / "c.json").read_text())
+        payload["images"][0]["path"] = name
+        (tmp_path / "c.json").write_text(json.dumps(payload))
+        with pytest.raises(BadInputError, match=message):
+            load_calibration_set(tmp_path / "c.json")
+    finally:
+        link.unlink()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 1_000_000 + "]" * 1_000_000, "its JSON nests too deeply"),
+    ('{"format": "segdeploy.calibration-set", "images": {"a": 1}}', "'images' must be list, not dict"),
+    ('{"format": "segdeploy.calibration-set", "images": [{"path": "a.png", "sha256": 5}]}',
+     r"images\[0\]: 'sha256' must be str, not int"),
+    ('{"format": "segdeploy.calibration-set", "images": [{"path": "a.png", "sha256": "ab"}]}',
+     r"images\[0\].sha256 must be 64 hexadecimal digits"),
+    ('{"format": "segdeploy.calibration-set", "seed": "x", "images": [{"path": "a", "sha256": "' + "0" * 64 + '"}]}',
+     "'seed' must be int, not str"),
+    ("\xff\xfe binary", "not UTF-8 text"),
+], ids=["deep-nesting", "images-dict", "hash-type", "hash-short", "seed-type", "binary"])
+def test_malformed_calibration_sets_say_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "c.json"
+    path.write_bytes(text.encode("latin-1") if text.startswith("\xff") else text.encode())
+    with pytest.raises(BadInputError, match=message):
+        load_calibration_set(path, verify=False)

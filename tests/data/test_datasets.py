@@ -112,3 +112,29 @@ def test_camvid_splits(camvid_root):
     assert (len(train), len(val)) == (367, 101)
     sample = val[0]
     assert sample.image.shape == (360, 480, 3) and sample.mask.max() <= 11
+
+
+def test_dataset_files_linking_out_of_the_root_are_refused(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "data", {"val": 2}, size=(16, 20))
+    (tmp_path / "secret.png").write_bytes(next((root / "val" / "images").iterdir()).read_bytes())
+    (root / "val" / "images" / "zz.png").symlink_to(tmp_path / "secret.png")
+    with pytest.raises(BadInputError, match="dataset file 'zz.png' leads outside"):
+        open_dataset(root, "val")
+
+
+def test_voc_split_lists_cannot_name_files_outside(tmp_path):
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "ImageSets/Segmentation/val.txt").write_text("../../../etc/passwd\n")
+    with pytest.raises(BadInputError, match="is not a relative path inside"):
+        open_dataset(tmp_path, "val")
+
+
+def test_class_lists_must_be_text_with_1_to_256_names(tmp_path):
+    root = write_synthetic_dataset(tmp_path / "data", {"val": 2}, size=(16, 20))
+    (root / "classes.txt").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(BadInputError, match="not UTF-8 text"):
+        open_dataset(root, "val")
+    (root / "classes.txt").write_text("\n".join(f"c{index}" for index in range(300)))
+    with pytest.raises(BadInputError, match="names 300 classes"):
+        open_dataset(root, "val")

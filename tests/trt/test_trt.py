@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -108,7 +109,18 @@ def test_manifest_round_trip_and_hash_check(tmp_path):
     with pytest.raises(BadInputError, match="does not match its manifest"):
         check_plan_hash(manifest, engine)
     (tmp_path / "m.engine.json").write_text("{}")
-    with pytest.raises(BadInputError, match="not a valid engine manifest"):
+    with pytest.raises(BadInputError, match="is not a segdeploy engine manifest"):
+        read_manifest(engine)
+    # Untrusted: each field is checked for its type, not discovered broken later as a TypeError.
+    data = json.loads(manifest.to_json())
+    for key, value, message in (("built_on", [], "'built_on' must be dict, not list"),
+                                ("version_compatible", 1, "'version_compatible' must be bool, not int"),
+                                ("hardware_compatibility", "any", "hardware_compatibility 'any' is not one of")):
+        (tmp_path / "m.engine.json").write_text(json.dumps({**data, key: value}))
+        with pytest.raises(BadInputError, match=message):
+            read_manifest(engine)
+    (tmp_path / "m.engine.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(BadInputError, match="its JSON nests too deeply"):
         read_manifest(engine)
 
 
