@@ -98,7 +98,9 @@ def check_choice(choices: type[E], value: object, what: str) -> E:
 
 
 def check_range(value: float, what: str, low: float | None = None, high: float | None = None) -> None:
-    """BadInputError unless ``low <= value <= high`` (either bound may be None)."""
+    """BadInputError unless ``low <= value <= high`` (either bound may be None); NaN is never in range."""
+    if value != value:  # NaN: every comparison below would be False and let it through
+        raise BadInputError(f"{what} must be a number, got nan")
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
         raise BadInputError(f"{what} must be {bounds}, got {value}")

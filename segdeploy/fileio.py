@@ -23,6 +23,8 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
     one folder and so one file system.
     """
     target = Path(target)
+    if target.is_dir():
+        raise BadInputError(f"cannot write {target}: it is a folder; give a file name")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise BadInputError(f"cannot write {target}: folder {folder} does not exist")

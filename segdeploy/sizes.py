@@ -6,6 +6,7 @@ import re
 
 from segdeploy.errors import BadInputError
 
+MAX_SIDE = 4096  # the largest model input side segdeploy runs (MAX_INPUT_PIXELS is 4096x4096)
 _HW = re.compile(r"^\s*(-?\d+)\s*[xX]\s*(-?\d+)\s*$")
 
 
@@ -17,6 +18,8 @@ def parse_hw(text: str) -> tuple[int, int]:
     height, width = int(match.group(1)), int(match.group(2))
     if height < 1 or width < 1:
         raise BadInputError(f"size {text!r} must be positive in both dimensions")
+    if max(height, width) > MAX_SIDE:
+        raise BadInputError(f"size {text!r} is over {MAX_SIDE} pixels on a side; use tiling for larger images")
     return height, width
 
 

@@ -50,3 +50,20 @@ def test_strings_become_the_core_enums():
 def test_build_refuses_an_engine_suffix_the_runtime_would_not_recognise(tmp_path):
     with pytest.raises(BadInputError, match="engine files end in .engine, .trt or .plan, got m.onnx"):
         build_engine(tmp_path / "missing.onnx", tmp_path / "m.onnx")
+
+
+def test_bounds_found_by_the_cli_fuzz_hold_for_api_users_too():
+    from segdeploy.errors import check_range
+    from segdeploy.export.config import newest_opset
+    from segdeploy.runtime.artifacts import BackendOptions
+    from segdeploy.sizes import parse_hw
+
+    with pytest.raises(BadInputError, match="must be a number, got nan"):
+        check_range(float("nan"), "--lr", low=0.0)
+    with pytest.raises(BadInputError, match="newer than the installed onnx knows"):
+        ExportConfig(opset=newest_opset() + 1)
+    for threads in (0, 100_000):
+        with pytest.raises(BadInputError, match="threads must be in"):
+            BackendOptions(threads=threads)
+    with pytest.raises(BadInputError, match="over 4096 pixels on a side"):
+        parse_hw("99999x99999")  # info would have profiled a 120 GB input

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from segdeploy.data.datasets import SegDataset, open_dataset, open_image_folder
-from segdeploy.errors import BadInputError, check_choice
+from segdeploy.errors import BadInputError, check_choice, check_range
 from segdeploy.fileio import inside_root, sha256_bytes, sha256_file, write_json
+from segdeploy.limits import SEED_MAX
 from segdeploy.reading import field, load_json
 
 CALIBRATION_SET_FORMAT = "segdeploy.calibration-set"
@@ -91,6 +92,7 @@ def _class_balanced(dataset: SegDataset, count: int, rng: np.random.Generator) -
 def build_calibration_set(data: str | os.PathLike, split: str | None, count: int, selection: str = "random",
                    seed: int = 0) -> CalibrationSet:
     """Choose images from a dataset split (or a plain image folder when ``split`` is None)."""
+    check_range(seed, "--seed", low=0, high=SEED_MAX)
     if count < 1:
         raise BadInputError("--num-images must be >= 1")
     dataset = open_dataset(data, split) if split else open_image_folder(data)

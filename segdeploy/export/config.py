@@ -18,6 +18,13 @@ DEFAULT_MARGIN = 1e-3  # top-2 logit margin above which argmax must agree
 SECOND_VERIFY_SIZE = (100, 130)  # not a multiple of 32 on purpose
 
 
+def newest_opset() -> int:
+    """The newest default-domain opset the installed onnx package defines."""
+    import onnx.defs
+
+    return onnx.defs.onnx_opset_version()
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """How to export. ``input_size`` None means the metadata's ``eval_size``."""
@@ -40,6 +47,9 @@ class ExportConfig:
         convert_choices(self, {"input_layout": (InputLayout, "--input-layout")})
         if self.opset < MIN_OPSET:
             raise BadInputError(f"--opset {self.opset} is too old: the exporter emits opset >= {MIN_OPSET}")
+        newest = newest_opset()
+        if self.opset > newest:
+            raise BadInputError(f"--opset {self.opset} is newer than the installed onnx knows (up to {newest})")
         if self.input_layout == InputLayout.NHWC and not self.fuse_normalize:
             raise BadInputError("NHWC input needs --fuse-normalize (float inputs are NCHW)")
         if self.input_size and min(self.input_size) < 1:

@@ -32,6 +32,7 @@ from segdeploy.fileio import atomic_output, sha256_bytes
 from segdeploy.metadata import ArtifactMeta, OutputKind, Precision, TensorIO
 from segdeploy.models.checkpoint import load_model
 from segdeploy.module_paths import attach_module_paths, torch_module_paths
+from segdeploy.onnx_graph import opset_of
 
 VERIFY_SEED = 20250101
 
@@ -67,14 +68,15 @@ def export_onnx(
     out_meta = meta.replace(io=tensor_io, precision=Precision.FP32, created_by=f"segdeploy {__version__}")
     if not config.dynamic:  # a static graph takes only the size it was traced at: that is its eval size
         out_meta = out_meta.replace(preprocess=dataclasses.replace(meta.preprocess, eval_size=tuple(input_size)))
+    opset = opset_of(proto)  # what was written: the exporter may settle on another opset than asked for
     out_meta = out_meta.with_record(
-        "export", opset=config.opset, dynamic=config.dynamic, input_size=list(input_size),
+        "export", opset=opset, dynamic=config.dynamic, input_size=list(input_size),
         torch=str(torch.__version__), onnx=onnx.__version__,
         verification=verification.to_dict() if verification else None,
     )
     data = attach_metadata(proto, out_meta).SerializeToString()
     report = ExportReport(
-        output=None, meta=out_meta, input_size=input_size, opset=config.opset,
+        output=None, meta=out_meta, input_size=input_size, opset=opset,
         dynamic=config.dynamic, export_seconds=export_seconds, size_bytes=len(data),
         sha256=sha256_bytes(data), verification=verification,
     )

@@ -12,7 +12,8 @@ from enum import StrEnum
 
 from segdeploy.artifact_meta import ArtifactFormat, artifact_format
 from segdeploy.backends.base import Backend
-from segdeploy.errors import BadInputError, MissingDependencyError, check_choice, require
+from segdeploy.errors import BadInputError, MissingDependencyError, check_choice, check_range, require
+from segdeploy.limits import MAX_THREADS
 
 
 class BackendKind(StrEnum):
@@ -43,6 +44,10 @@ class BackendOptions:
     fp16: bool = False  # torch: FP16 autocast on CUDA
     optimize: bool = True  # onnxruntime graph optimisation (off for FP16-scale Q/DQ regardless)
     cuda_graph: bool = False  # tensorrt: capture the enqueue in a CUDA graph (static shapes)
+
+    def __post_init__(self) -> None:
+        if self.threads is not None:
+            check_range(self.threads, "threads", low=1, high=MAX_THREADS)
 
 
 def backend_for(path: str | os.PathLike, backend: str = BackendKind.AUTO) -> BackendKind:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from segdeploy.errors import BadInputError, check_range, convert_choices
+from segdeploy.limits import MAX_THREADS, SEED_MAX
 
 
 class Loss(StrEnum):
@@ -55,7 +56,15 @@ class TrainConfig:
         check_range(min(self.input_size), "each side of --input-size", low=1)
         check_range(self.lr, "--lr", low=0.0)
         check_range(self.kd_weight, "--kd-weight", low=0.0)
-        if self.kd_temperature <= 0:
+        check_range(self.workers, "--workers", low=0)
+        check_range(self.seed, "--seed", low=0, high=SEED_MAX)
+        if self.threads is not None:
+            check_range(self.threads, "--threads", low=1, high=MAX_THREADS)
+        if self.max_steps_per_epoch is not None:
+            check_range(self.max_steps_per_epoch, "--max-steps", low=1)
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise BadInputError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if not self.kd_temperature > 0:  # also NaN
             raise BadInputError(f"--kd-temperature must be > 0, got {self.kd_temperature}")
 
 
