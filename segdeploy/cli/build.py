@@ -37,8 +37,11 @@ def build_command(
     json_path: JsonOpt = None,
 ) -> None:
     """Build a strongly typed TensorRT engine: precision comes from the ONNX (no precision flags)."""
+    from segdeploy.errors import BadInputError
     from segdeploy.trt.builder import BuildConfig, build_engine
 
+    if model.is_dir():  # also "" (the current folder): no file name to derive the engine's from
+        raise BadInputError(f"{model} is a folder, not an ONNX file")
     output = output or model.with_suffix(".engine")
     config = BuildConfig(min_shape, opt_shape, max_shape, workspace, str(timing_cache) if timing_cache else None,
                          opt_level, hardware_compat, version_compatible)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from segdeploy.cli import console
+from segdeploy.cli.options import SEED_MAX
 from segdeploy.data.calibration_set import Selection
 
 
@@ -25,7 +26,7 @@ def calibration_set_command(
     select: Annotated[
         Selection, typer.Option(help="random, or class-balanced (needs masks).")
     ] = Selection.RANDOM,
-    seed: Annotated[int, typer.Option(help="Seed for the selection.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for the selection.")] = 0,
 ) -> None:
     """Choose calibration images from a split and write them, with their hashes, as a calibration set."""
     from segdeploy.data.calibration_set import build_calibration_set, write_calibration_set

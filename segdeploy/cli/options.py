@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from segdeploy.limits import MAX_THREADS, SEED_MAX  # noqa: F401 - SEED_MAX is re-exported for the commands
 from segdeploy.runtime.artifacts import BackendKind, Device
 
 InputSizeOpt = Annotated[
@@ -25,4 +26,5 @@ NumClassesOpt = Annotated[
 
 BackendOpt = Annotated[BackendKind, typer.Option(help="Backend (auto: by file type).")]
 DeviceOpt = Annotated[Device, typer.Option(help="Device (auto: CUDA if the backend has it, else CPU).")]
-ThreadsOpt = Annotated[int | None, typer.Option(help="Inference threads (default: the backend's).")]
+ThreadsOpt = Annotated[int | None, typer.Option(min=1, max=MAX_THREADS,
+                                               help="Inference threads (default: the backend's).")]

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from segdeploy.cli import console
-from segdeploy.cli.options import JsonOpt
+from segdeploy.cli.options import SEED_MAX, JsonOpt
 from segdeploy.data.calibration_set import Selection
 from segdeploy.metadata import Precision
 from segdeploy.quantize.config import (
@@ -45,7 +45,7 @@ def quantize_command(
     data_root: Annotated[Path | None, typer.Option(help="Where a calibration set's relative paths resolve.")] = None,
     num_images: Annotated[int, typer.Option(help="Calibration images (capped by what exists).")] = 96,
     select: Annotated[Selection, typer.Option(help="How calibration images are chosen.")] = Selection.RANDOM,
-    seed: Annotated[int, typer.Option(help="Seed for the calibration selection.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Seed for the calibration selection.")] = 0,
     method: Annotated[CalibrationMethod, typer.Option(help="Calibration method.")] = CalibrationMethod.ENTROPY,
     percentile: Annotated[float, typer.Option(help="Percentile for --method percentile.")] = 99.999,
     per_channel: Annotated[bool, typer.Option(help="Per-channel weight scales.")] = True,
@@ -75,8 +75,12 @@ def quantize_command(
     json_path: JsonOpt = None,
 ) -> None:
     """Quantize an ONNX model; the result is checked on held-out images and gated."""
+    from segdeploy.errors import BadInputError
     from segdeploy.quantize.config import AccuracyGate, QuantConfig
     from segdeploy.quantize.stage import quantize_onnx
+
+    if model.is_dir():  # also "" (the current folder): no file name to derive the output's from
+        raise BadInputError(f"{model} is a folder, not an ONNX file")
 
     gate = AccuracyGate(str(eval_data) if eval_data else None, eval_split, eval_images, max_miou_drop, min_agreement)
     config = QuantConfig(

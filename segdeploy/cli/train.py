@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from segdeploy.cli import console
-from segdeploy.cli.options import InputSizeOpt, JsonOpt
+from segdeploy.cli.options import MAX_THREADS, SEED_MAX, InputSizeOpt, JsonOpt
 from segdeploy.train.config import Loss, Schedule
 
 
@@ -29,12 +29,12 @@ def train_command(
     class_weights: Annotated[bool, typer.Option(help="Weight classes by inverse log frequency.")] = True,
     split: Annotated[str, typer.Option(help="Training split.")] = "train",
     val_split: Annotated[str, typer.Option(help="Validation split ('' for none).")] = "val",
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
+    threads: Annotated[int | None, typer.Option(min=1, max=MAX_THREADS, help="torch CPU threads.")] = None,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     resume: Annotated[Path | None, typer.Option(help="Continue from a .last.pt checkpoint.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Cap steps per epoch (quick runs).")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Cap steps per epoch (quick runs).")] = None,
     teacher: Annotated[Path | None, typer.Option(help="Distil from this checkpoint (same classes).")] = None,
     kd_weight: Annotated[float, typer.Option(min=0, help="Weight of the distillation term.")] = 0.5,
     kd_temperature: Annotated[float, typer.Option(help="Softening temperature (> 0).")] = 2.0,
