@@ -19,8 +19,9 @@ from typing import Any
 
 import onnx
 
-from segdeploy.errors import BadInputError, library_reason, require
+from segdeploy.errors import BadInputError, library_reason, printable, require
 from segdeploy.fileio import require_file, sha256_file
+from segdeploy.ir_file import check_ir_pair, openvino_reason
 from segdeploy.metadata import ONNX_METADATA_KEY, ArtifactMeta
 from segdeploy.onnx_graph import load_onnx
 from segdeploy.reading import captured_warnings
@@ -94,11 +95,12 @@ def _check_archive(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+        # RuntimeError: a member flagged as encrypted (zipfile wants a password)
         raise BadInputError(f"{path} is a damaged PyTorch checkpoint (its zip structure is broken: "
                             f"{library_reason(exc)})") from exc
     if damaged is not None:
-        member = damaged.split("/", 1)[-1]  # torch names the archive's root folder after the file it wrote
+        member = printable(damaged.split("/", 1)[-1])  # torch names the archive's root after the file it wrote
         raise BadInputError(f"{path} is a damaged PyTorch checkpoint: {member} fails its CRC-32 check (the file "
                             "was corrupted after it was written; copy or download it again)")
 
@@ -133,7 +135,8 @@ def _refusal(path: Path, looks: str, exc: Exception) -> str:
     detail = re.search(r"WeightsUnpickler error:\s*(.+)", message)
     reason = library_reason(detail.group(1) if detail else exc)
     kind = "PyTorch checkpoint" if looks == "a PyTorch checkpoint archive" else "pickle"
-    return f"{path} is a damaged {kind} (truncated or corrupt; safe loading failed with {type(exc).__name__}: {reason})"
+    failure = type(exc).__name__ if reason == type(exc).__name__ else f"{type(exc).__name__}: {reason}"
+    return f"{path} is a damaged {kind} (truncated or corrupt; safe loading failed with {failure})"
 
 
 def checkpoint_meta(payload: dict[str, Any], path: str | os.PathLike) -> ArtifactMeta | None:
@@ -170,9 +173,15 @@ def attach_metadata(model: onnx.ModelProto, meta: ArtifactMeta) -> onnx.ModelPro
 
 def read_metadata(model: onnx.ModelProto, origin: str = "model") -> ArtifactMeta:
     """The segdeploy metadata of a loaded ONNX ``model``; BadInputError if absent or invalid."""
-    for prop in model.metadata_props:
-        if prop.key == ONNX_METADATA_KEY:
-            return ArtifactMeta.from_json(prop.value)
+    try:
+        text = next((prop.value for prop in model.metadata_props if prop.key == ONNX_METADATA_KEY), None)
+    except UnicodeDecodeError as exc:  # protobuf decodes string fields lazily: a damaged file fails here
+        raise BadInputError(f"{origin} is a damaged ONNX model: its metadata is not UTF-8 text") from exc
+    if text is not None:
+        try:
+            return ArtifactMeta.from_json(text)
+        except BadInputError as exc:
+            raise BadInputError(f"{origin}: {exc}") from exc
     raise BadInputError(
         f"{origin} has no segdeploy metadata; export it with 'segdeploy export' "
         "or pass the preprocessing options (--input-size, --mean, --std) explicitly"
@@ -192,14 +201,22 @@ def attach_openvino_metadata(model: Any, meta: ArtifactMeta) -> Any:
 
 def read_openvino_meta(path: str | os.PathLike) -> ArtifactMeta:
     ov = require("openvino", "openvino")
+    check_ir_pair(path)
     try:
         model = ov.Core().read_model(str(path))
     except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
-        raise BadInputError(f"{path} is not a readable OpenVINO IR: {str(exc).splitlines()[0][:200]}") from exc
+        raise BadInputError(f"{path} is a damaged OpenVINO IR: {openvino_reason(exc)}") from exc
     if not model.has_rt_info(OPENVINO_META_PATH):
         raise BadInputError(f"{path} has no segdeploy metadata; convert it with 'segdeploy export MODEL.onnx "
                             "--format openvino'")
-    return ArtifactMeta.from_json(model.get_rt_info(OPENVINO_META_PATH).astype(str))
+    try:
+        text = model.get_rt_info(OPENVINO_META_PATH).astype(str)
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path} is a damaged OpenVINO IR: its segdeploy metadata is not UTF-8 text") from exc
+    try:
+        return ArtifactMeta.from_json(text)
+    except BadInputError as exc:
+        raise BadInputError(f"{path}: {exc}") from exc
 
 
 # -- TensorRT engine -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from segdeploy.errors import BadInputError
-from segdeploy.fileio import atomic_write_text, sha256_file
+from segdeploy.fileio import atomic_write_text, require_file, sha256_file
 from segdeploy.metadata import ArtifactMeta
 from segdeploy.reading import field, load_json
 
@@ -105,7 +105,7 @@ def read_manifest(engine: str | os.PathLike) -> EngineManifest:
 
 def check_plan_hash(manifest: EngineManifest, engine: str | os.PathLike) -> None:
     """The plan on disk is the one the manifest describes (catches mismatched pairs)."""
-    if sha256_file(engine) != manifest.plan_sha256:
+    if sha256_file(require_file(engine, "engine plan")) != manifest.plan_sha256:
         raise BadInputError(f"{engine} does not match its manifest (sha256 differs); rebuild with 'segdeploy build'")
 
 

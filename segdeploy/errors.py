@@ -81,11 +81,22 @@ def library_reason(exc: BaseException, limit: int = REASON_CHARS) -> str:
     ``limit``; the exception's type name when it has no message.
     """
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
+    return shorten(printable(lines[0]) if lines else type(exc).__name__, limit)
+
+
+def shorten(text: str, limit: int = REASON_CHARS) -> str:
+    """``text`` cut at a word boundary (never mid-word) with ' ...' when longer than ``limit``."""
     if len(text) <= limit:
         return text
     cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.")
     return f"{cut or text[:limit]} ..."
+
+
+def printable(text: str) -> str:
+    """``text`` from an untrusted file made safe for a terminal line: control characters (escape sequences,
+    newlines) become ``\\xNN`` escapes; everything printable, unicode included, stays."""
+    return "".join(char if char.isprintable() else f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}"
+                   for char in text)
 
 
 def check_choice(choices: type[E], value: object, what: str) -> E:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
 from segdeploy import __version__
-from segdeploy.errors import BadInputError
+from segdeploy.errors import BadInputError, library_reason
+from segdeploy.sizes import MAX_SIDE
 
 SCHEMA_VERSION = 1
 ONNX_METADATA_KEY = "segdeploy"
@@ -127,7 +129,9 @@ class ArtifactMeta:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise BadInputError(f"segdeploy metadata is not valid JSON: {exc}") from exc
+            raise BadInputError(f"segdeploy metadata is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+        except RecursionError as exc:
+            raise BadInputError("segdeploy metadata is not valid: its JSON nests too deeply") from exc
         return _meta_from_dict(data)
 
 
@@ -212,8 +216,12 @@ def _meta_from_dict(data: Any) -> ArtifactMeta:
             created_by=str(data.get("created_by", "unknown")),
             history=tuple(data.get("history") or ()),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadInputError(f"segdeploy metadata is invalid: {exc!r}") from exc
+    except KeyError as exc:
+        raise BadInputError(f"segdeploy metadata is invalid: it has no {exc.args[0]!r}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:  # int("x"), int(inf), Precision("fp37"), dict(5) ...
+        raise BadInputError(f"segdeploy metadata is invalid: {library_reason(exc, 100)}") from exc
+    except RecursionError as exc:  # a value nested 10^5 deep
+        raise BadInputError("segdeploy metadata is invalid: a value nests too deeply") from exc
     _validate(meta)
     return meta
 
@@ -243,9 +251,14 @@ def _validate(meta: ArtifactMeta) -> None:
     if len(meta.palette) < meta.num_classes:
         problems.append(f"palette has {len(meta.palette)} colours for {meta.num_classes} classes")
     pre = meta.preprocess
-    if len(pre.mean) != 3 or len(pre.std) != 3 or any(s <= 0 for s in pre.std):
-        problems.append("mean/std must have 3 values and std must be positive")
-    if len(pre.eval_size) != 2 or min(pre.eval_size) < 1 or pre.divisor < 1:
-        problems.append("eval_size must be two positive ints and divisor >= 1")
+    if any(not 0 <= channel <= 255 for rgb in meta.palette for channel in rgb) or any(len(rgb) != 3
+                                                                                      for rgb in meta.palette):
+        problems.append("palette colours must be 3 values in 0-255")
+    if len(pre.mean) != 3 or len(pre.std) != 3 or not all(s > 0 and math.isfinite(s) for s in pre.std) \
+            or not all(math.isfinite(m) for m in pre.mean) or not math.isfinite(pre.pixel_scale):
+        problems.append("mean/std must have 3 finite values and std must be positive")
+    if len(pre.eval_size) != 2 or min(pre.eval_size) < 1 or max(pre.eval_size) > MAX_SIDE \
+            or not 1 <= pre.divisor <= MAX_SIDE:
+        problems.append(f"eval_size must be two ints in 1..{MAX_SIDE} and divisor in 1..{MAX_SIDE}")
     if problems:
         raise BadInputError("segdeploy metadata is invalid: " + "; ".join(problems))

@@ -6,8 +6,9 @@ import os
 
 import onnx
 
-from segdeploy.errors import BadInputError
+from segdeploy.errors import BadInputError, library_reason
 from segdeploy.fileio import require_file
+from segdeploy.sniff import describe
 
 
 def load_onnx(path: str | os.PathLike, load_weights: bool = True) -> onnx.ModelProto:
@@ -15,8 +16,14 @@ def load_onnx(path: str | os.PathLike, load_weights: bool = True) -> onnx.ModelP
     path = require_file(path, "ONNX model")
     try:
         return onnx.load(str(path), load_external_data=load_weights)
-    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError ...
-        raise BadInputError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError, onnx's ValueError/OSError for external data ...
+        looks = describe(path)
+        if looks != "an ONNX model":
+            raise BadInputError(f"{path} is not an ONNX model: it is {looks}") from exc
+        raise BadInputError(f"{path} is a damaged ONNX model (truncated or corrupt; protobuf cannot parse it: "
+                            f"{library_reason(exc, 80)})") from exc
 
 
 def opset_of(model: onnx.ModelProto) -> int:

@@ -45,6 +45,12 @@ def describe_head(data: bytes) -> str:
     for prefix, what in _MAGIC:
         if data.startswith(prefix):
             return what
+    if data[4:8] == b"ftyp":
+        return "an MP4 video" if data[8:10] != b"qt" else "a QuickTime video"
+    if data.startswith(b"RIFF") and data[8:12] == b"AVI ":
+        return "an AVI video"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "a Matroska/WebM video"
     if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
         return "a zip archive"
     if data[:1] == b"\x80" and len(data) > 1 and 2 <= data[1] <= 5:

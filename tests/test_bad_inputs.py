@@ -94,7 +94,7 @@ CASES = [
     ("quantize-missing-onnx", lambda t: ["quantize", t.dir / "n.onnx", "--precision", "fp16", "-o", t.out], 3,
      "not found"),
     ("quantize-random-onnx", lambda t: ["quantize", _random_bytes(t.dir / "r.onnx"), "--precision", "fp16",
-                                        "-o", t.out], 3, "not a readable ONNX"),
+                                        "-o", t.out], 3, "is not an ONNX model: it is unrecognised binary data"),
     ("quantize-truncated-onnx", lambda t: ["quantize", _truncated(t.onnx, t.dir / "t.onnx"), "--precision", "fp16",
                                            "-o", t.out], 3, "t.onnx"),
     ("quantize-no-metadata", lambda t: ["quantize", _onnx_with_metadata(t.onnx, t.dir / "m.onnx", None),

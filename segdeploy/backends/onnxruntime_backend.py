@@ -8,15 +8,19 @@ models run here with graph optimisation off, which gives the right answer.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
 
 import numpy as np
 import onnx
 
 from segdeploy.backends.base import Backend, InputSpec
-from segdeploy.errors import BadInputError, MissingDependencyError, require
+from segdeploy.errors import BadInputError, MissingDependencyError, library_reason, require
 from segdeploy.isa import physical_cores
 from segdeploy.onnx_graph import has_fp16_qdq, load_onnx
+from segdeploy.reading import LOGGER
 
 
 class OnnxRuntimeBackend(Backend):
@@ -47,6 +51,7 @@ class OnnxRuntimeBackend(Backend):
                 f"onnxruntime provider(s) {', '.join(missing)} not available "
                 f"(have {', '.join(ort.get_available_providers())}); for CUDA install 'segdeploy[gpu]'"
             )
+        ort.set_default_logger_severity(3)  # the process-wide logger prints graph warnings before options apply
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if self._threads:
@@ -54,10 +59,15 @@ class OnnxRuntimeBackend(Backend):
         self.optimized = self._optimize and not has_fp16_qdq(self._load_graph())
         if not self.optimized:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        printed = io.StringIO()  # onnxruntime print()s "EP Error ... Falling back" on stdout
         try:
-            self._session = ort.InferenceSession(self._model, options, providers=list(self._providers))
+            with contextlib.redirect_stdout(printed):
+                self._session = ort.InferenceSession(self._model, options, providers=list(self._providers))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise BadInputError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from exc
+            raise BadInputError(f"onnxruntime cannot load the model: {ort_reason(exc)}") from exc
+        finally:
+            if printed.getvalue().strip():
+                LOGGER.debug("onnxruntime: %s", printed.getvalue().strip())
         self._output = self._session.get_outputs()[0].name
         # ONNX Runtime has no getter for its thread pool; unset, its documented default is the physical cores.
         on_cpu = self._session.get_providers()[0] == "CPUExecutionProvider"
@@ -73,7 +83,25 @@ class OnnxRuntimeBackend(Backend):
         self._session = None
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        return self._session.run([self._output], {self._input_spec.name: batch})[0]
+        try:
+            return self._session.run([self._output], {self._input_spec.name: batch})[0]
+        except Exception as exc:  # the batch fits the input spec, so the graph itself cannot run (damaged model)
+            raise BadInputError(f"onnxruntime cannot run the model on a {_shape(batch)} input: "
+                                f"{ort_reason(exc)}") from exc
+
+
+def ort_reason(exc: Exception) -> str:
+    """onnxruntime's message without its error-code prefix, C++ source paths and function signatures."""
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"/onnxruntime_src/\S*?:\d+ ", " ", text)
+    text = re.sub(r"(?:[\w:<>,&*]+ )?[\w:<>]*onnxruntime::[\w:]+\([^)]*\)(?: const)? ", "", text)
+    text = " ".join(text.replace(" Status Message: ", ": ").split())
+    return library_reason(ValueError(text))
+
+
+def _shape(batch: np.ndarray) -> str:
+    return "x".join(map(str, batch.shape))
 
 
 def _input_spec(node) -> InputSpec:

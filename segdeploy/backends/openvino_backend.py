@@ -8,6 +8,7 @@ import numpy as np
 
 from segdeploy.backends.base import Backend, InputSpec
 from segdeploy.errors import BadInputError, require
+from segdeploy.ir_file import check_ir_pair, openvino_reason
 
 PRECISIONS = ("auto", "f32", "bf16")
 
@@ -40,10 +41,11 @@ class OpenVinoBackend(Backend):
             config["INFERENCE_NUM_THREADS"] = self._threads
         if self._precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = self._precision
+        check_ir_pair(self._model)
         try:
             compiled = ov.Core().compile_model(self._model, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
-            raise BadInputError(f"OpenVINO cannot compile {self._model}: {str(exc).splitlines()[0][:200]}") from exc
+            raise BadInputError(f"OpenVINO cannot compile {self._model}: {openvino_reason(exc)}") from exc
         self._executed = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self._threads_used = int(compiled.get_property("INFERENCE_NUM_THREADS"))
         self._compiled = compiled

@@ -105,6 +105,9 @@ def open_dataset(root: str | os.PathLike, split: str = "train") -> SegDataset:
     for base in (root / split, root):
         if (base / "images").is_dir() and (base / "masks").is_dir():
             return _open_generic(base)
+        if (base / "images").is_dir():
+            raise BadInputError(f"{base} has images/ but no masks/ folder (a labelled dataset needs both); for "
+                                "images without labels pass the images folder itself")
     splits = _available_splits(root)
     if splits:
         raise BadInputError(f"split {split!r} not found in {root}; available: {', '.join(splits)}")

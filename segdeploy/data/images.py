@@ -67,24 +67,26 @@ def check_size(data: bytes, name: str) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as header:  # parses the header only
             width, height = header.size
-    except Image.DecompressionBombError as exc:
-        raise BadInputError(f"{name} declares too many pixels to decode ({library_reason(exc)}); split it into "
-                            "parts") from exc
+    except Image.DecompressionBombError as exc:  # over PIL's own limit, which sits above segdeploy's
+        raise BadInputError(f"{name} declares more than {MAX_IMAGE_PIXELS // 1_000_000} M pixels (a decompression "
+                            "bomb?); images must have 1 to that many: split larger ones into parts") from exc
     except MemoryError:
         raise
     except Exception as exc:  # PIL's plugins raise many types on a malformed header
-        raise BadInputError(f"{name} is not a {FORMATS} image: {_header_problem(data, exc)}") from exc
+        raise BadInputError(_header_problem(name, data, exc)) from exc
     if width < 1 or height < 1 or width * height > MAX_IMAGE_PIXELS:
         raise BadInputError(f"{name} declares {width}x{height} pixels; images must have 1 to "
                             f"{MAX_IMAGE_PIXELS // 1_000_000} M pixels (split larger ones into parts)")
     return width, height
 
 
-def _header_problem(data: bytes, exc: Exception) -> str:
+def _header_problem(name: str, data: bytes, exc: Exception) -> str:
     looks = describe_head(data)
-    if looks.endswith(" image"):
-        return f"it is {looks.replace('a ', 'a damaged ', 1)} (header unreadable: {library_reason(exc, 80)})"
-    return f"it looks like {looks}"
+    if not looks.endswith(" image"):
+        return f"{name} is not a {FORMATS} image: it looks like {looks}"
+    # PIL's "cannot identify image file <_io.BytesIO object at 0x...>" says nothing more than this
+    reason = "" if "cannot identify image file" in str(exc) else f": {library_reason(exc, 80)}"
+    return f"{name} is {looks.replace('a ', 'a damaged ', 1)} (its header is unreadable{reason})"
 
 
 def check_png_chunks(data: bytes, name: str) -> None:
@@ -106,7 +108,7 @@ def check_png_chunks(data: bytes, name: str) -> None:
 
 
 def _chunk(kind: bytes) -> str:
-    return kind.decode("ascii") if kind.isalpha() else repr(kind)
+    return kind.decode("ascii") if kind.isalpha() else f"0x{kind.hex()}"
 
 
 def _format(data: bytes) -> str:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from segdeploy.artifact_meta import checkpoint_meta, checkpoint_payload, read_checkpoint
-from segdeploy.errors import BadInputError
+from segdeploy.errors import BadInputError, printable
 from segdeploy.fileio import atomic_output, sha256_file
 from segdeploy.metadata import ArtifactMeta, new_meta
 from segdeploy.models.registry import create_model, model_config
@@ -37,7 +37,8 @@ def save_checkpoint(
 
 
 def is_state_dict(payload: dict[str, Any]) -> bool:
-    return bool(payload) and all(isinstance(v, torch.Tensor) for v in payload.values())
+    """A non-empty dict of parameter names (str) to tensors."""
+    return bool(payload) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in payload.items())
 
 
 def load_model(
@@ -108,10 +109,13 @@ def load_state_checked(model: nn.Module, state: Any, arch: str, path: Path) -> N
         for key in set(expected) & set(state)
         if state[key].shape != expected[key].shape
     )
+    # load_state_dict would cast silently (complex to real with only a warning, floats to int buffers)
+    wrong_kind = sorted(f"{key} {state[key].dtype} vs {expected[key].dtype}" for key in set(expected) & set(state)
+                        if _kind(state[key].dtype) != _kind(expected[key].dtype))
     problems = [
         f"{label} {len(keys)} ({_shorten(keys)})"
         for label, keys in (("missing", missing), ("unexpected", unexpected),
-                            ("shape mismatch", wrong_shape))
+                            ("shape mismatch", wrong_shape), ("dtype mismatch", wrong_kind))
         if keys
     ]
     if problems:
@@ -119,6 +123,12 @@ def load_state_checked(model: nn.Module, state: Any, arch: str, path: Path) -> N
     model.load_state_dict(state, strict=True)
 
 
+def _kind(dtype: torch.dtype) -> str:
+    return "complex" if dtype.is_complex else "float" if dtype.is_floating_point else "bool" if dtype == torch.bool \
+        else "int"
+
+
 def _shorten(keys: list[str]) -> str:
-    shown = ", ".join(keys[:MAX_KEYS_SHOWN])
+    """The first few names (made printable: they come from the file), and how many more."""
+    shown = ", ".join(printable(key) for key in keys[:MAX_KEYS_SHOWN])
     return shown + (f", ... {len(keys) - MAX_KEYS_SHOWN} more" if len(keys) > MAX_KEYS_SHOWN else "")

@@ -22,6 +22,7 @@ import numpy as np
 
 from segdeploy.data.datasets import IMAGE_SUFFIXES
 from segdeploy.data.images import read_image
+from segdeploy.data.videos import Video
 from segdeploy.errors import BadInputError, check_range, convert_choices
 from segdeploy.fileio import atomic_output, atomic_write_bytes
 from segdeploy.runtime.segmenter import Segmenter
@@ -89,12 +90,12 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
 
 
 def _count_frames(images: list[Path], videos: list[Path]) -> int:
-    """Images plus the frame counts videos declare (for a progress total)."""
+    """Images plus the frame counts videos declare (for a progress total); a video that cannot be opened
+    is refused here, before anything is written."""
     total = len(images)
-    for video in videos:
-        capture = cv2.VideoCapture(str(video))
-        total += max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
-        capture.release()
+    for path in videos:
+        with Video(path) as video:
+            total += video.declared_frames
     return total
 
 
@@ -132,10 +133,7 @@ def predict_files(segmenter: Segmenter, inputs: list[str | Path], out: str | Pat
 
 def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig,
                    tick: Callable[[], None]) -> tuple[int, list[str]]:
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise BadInputError(f"{path}: OpenCV cannot open this video")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    video = Video(path)
     target = out / f"{path.stem}_overlay.mp4"
     out.mkdir(parents=True, exist_ok=True)
     written, count = [], 0
@@ -144,13 +142,10 @@ def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig,
             video_tmp = tmp.with_suffix(".mp4")  # VideoWriter picks the container by suffix
             writer = None
             try:
-                while True:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
+                for frame in video:
                     mask = segmenter.predict(frame)
                     if writer is None:
-                        writer = cv2.VideoWriter(str(video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                        writer = cv2.VideoWriter(str(video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), video.fps,
                                                  (frame.shape[1], frame.shape[0]))
                     writer.write(segmenter.overlay(frame, mask, config.alpha))
                     if config.frame_masks:
@@ -164,10 +159,10 @@ def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig,
                     writer.release()
             if count == 0:
                 video_tmp.unlink(missing_ok=True)
-                raise BadInputError(f"{path}: no frame could be decoded")
+                raise BadInputError(f"{path} opens but not one frame decodes (damaged or truncated video)")
             video_tmp.replace(tmp)
     finally:
-        capture.release()
+        video.close()
     return count, [str(target), *written]
 
 

@@ -155,3 +155,30 @@ def test_every_cpu_backend_reports_the_threads_it_used(kind, artifacts):
         torch.set_num_threads(physical_cores())  # set_num_threads is process-wide: undo the 1 above
     with make_backend(artifacts[kind], kind, "cpu", BackendOptions()) as backend:
         assert backend.threads == physical_cores()  # each runtime's own default on this machine
+
+
+def test_onnxruntime_messages_lose_their_cpp_signatures():
+    from segdeploy.backends.onnxruntime_backend import ort_reason
+
+    error = RuntimeError(
+        "[ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model from x.onnx failed:/onnxruntime_src/onnxruntime/core/"
+        "graph/graph.cc:1617 void onnxruntime::Graph::InitializeStateFromModelFileGraphProto() This is an invalid "
+        "model. Graph output (y) does not exist in the graph.")
+    assert ort_reason(error) == ("Load model from x.onnx failed: This is an invalid model. Graph output (y) does not "
+                                 "exist in the graph.")
+
+
+def test_a_model_that_cannot_run_is_bad_input_not_a_crash(tmp_path, scene_images):
+    # Found by fuzzing (issue 17): a flipped byte in a Conv's weight shape loads, then fails in run() with
+    # onnxruntime's own Fail type, which reached the CLI as an internal error.
+    import onnx
+    from onnx import TensorProto, helper
+
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [2, 4, 1, 1], [0.0] * 8)  # 4 input channels, not 3
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, None, None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "bad.onnx")
+    with make_backend(tmp_path / "bad.onnx", "onnxruntime", "cpu", BackendOptions()) as backend:
+        with pytest.raises(BadInputError, match="onnxruntime cannot run the model on a 1x3x8x8 input: "):
+            backend.infer(np.zeros((1, 3, 8, 8), np.float32))

@@ -148,7 +148,7 @@ def test_info_env_says_whether_tensorrt_imports(monkeypatch, stand_in, usable):
 def test_info_on_a_random_file_is_bad_input(tmp_path):
     path = tmp_path / "x.onnx"
     path.write_bytes(b"\x00garbage" * 20)
-    assert_clean_failure(invoke("info", path), 3, "not a readable ONNX model")
+    assert_clean_failure(invoke("info", path), 3, "is not an ONNX model: it is unrecognised binary data")
 
 
 def test_version():

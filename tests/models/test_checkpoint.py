@@ -55,3 +55,17 @@ def test_unknown_names_and_missing_files():
         load_model("missing/model.pt")
     with pytest.raises(BadInputError, match="num-classes"):
         load_model("unet_tiny", num_classes=0)
+
+
+@pytest.mark.parametrize("state, message", [
+    ({0: torch.zeros(1)}, "is not a segdeploy checkpoint or a state dict"),  # int keys: _shorten raised TypeError
+    (None, "dtype mismatch"),  # complex weights: load_state_dict cast them with only a warning
+], ids=["int-keys", "complex"])
+def test_state_dicts_found_by_fuzzing(tmp_path, state, message):
+    if state is None:
+        model, _ = load_model("unet_tiny", num_classes=3)
+        state = {key: value.to(torch.complex64) if value.is_floating_point() else value
+                 for key, value in model.state_dict().items()}
+    torch.save(state, tmp_path / "s.pt")
+    with pytest.raises(BadInputError, match=message):
+        load_model(tmp_path / "s.pt", arch="unet_tiny", num_classes=3)

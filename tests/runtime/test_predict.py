@@ -94,3 +94,21 @@ def test_cuda_device_without_a_gpu_is_exit_4(artifacts, tmp_path):
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8, 3), np.uint8))
     _failure(invoke("predict", artifacts["torch"], tmp_path / "x.png", "-o", tmp_path / "o", "--device", "cuda"), 4,
              "cuda")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: data[: len(data) // 2], "is a damaged MP4 video (truncated or corrupt); OpenCV cannot open it"),
+    (lambda data: b"just text, named like a video\n" * 20, "is not a video OpenCV can open: it looks like a text file"),
+], ids=["truncated-mp4", "text"])
+def test_videos_opencv_cannot_open_are_one_quiet_line(artifacts, video, tmp_path, damage, message, capfd):
+    from segdeploy.errors import BadInputError
+    from segdeploy.runtime.predict import predict_files
+    from segdeploy.runtime.segmenter import Segmenter
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(damage(video.read_bytes()))
+    capfd.readouterr()
+    with Segmenter(artifacts["onnxruntime"]) as segmenter, pytest.raises(BadInputError) as refused:
+        predict_files(segmenter, [broken], tmp_path / "out")
+    assert message in str(refused.value)
+    assert capfd.readouterr().err == "" and not (tmp_path / "out").exists()  # quiet, and nothing written

@@ -194,7 +194,7 @@ def test_errors(artifacts, tmp_path):
     with pytest.raises(BadInputError, match="unknown artifact type"):
         Segmenter(tmp_path / "model.tflite")
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
-    with pytest.raises(BadInputError, match="not a readable ONNX"):
+    with pytest.raises(BadInputError, match="is not an ONNX model: it is a text file"):
         Segmenter(tmp_path / "bad.onnx")
     with pytest.raises(UsageError, match="unknown Segmenter option"):
         Segmenter(artifacts["onnxruntime"], colour="blue")

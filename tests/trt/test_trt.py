@@ -71,7 +71,7 @@ def test_plan_build_validates_before_tensorrt(unet_export, tmp_path):
     with pytest.raises(BadInputError, match="opt-level"):
         plan_build(onnx_path, BuildConfig(opt_level=9))
     (tmp_path / "x.onnx").write_bytes(b"garbage")
-    with pytest.raises(BadInputError, match="not a readable ONNX"):
+    with pytest.raises(BadInputError, match="is not an ONNX model: it is a text file"):
         plan_build(tmp_path / "x.onnx", BuildConfig())
 
 

@@ -1,0 +1,86 @@
+"""Opening untrusted video files: one BadInputError line for what OpenCV cannot open, and quiet.
+
+OpenCV's own log lines are silenced while it probes a file (as for images); what FFmpeg prints on
+stderr ("moov atom not found") is captured around each open and decode call and logged at DEBUG
+(``--verbose``). Frame sizes are checked against the image limit before any frame is decoded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segdeploy.data.images import MAX_IMAGE_PIXELS, opencv_quiet
+from segdeploy.errors import BadInputError
+from segdeploy.fileio import require_file
+from segdeploy.reading import NativeStderr
+from segdeploy.sniff import describe
+
+
+class Video:
+    """Frames of an untrusted video file, decoded quietly: ``with Video(path) as video: for frame in video``.
+
+    Opening raises BadInputError if OpenCV cannot open the file or its frames would be over MAX_IMAGE_PIXELS;
+    iteration stops at the end or at the first frame that does not decode.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = require_file(path, "video")
+        self._native = NativeStderr(str(self.path))
+        try:
+            self.capture = _open(self.path, self._native)
+        except BaseException:
+            self._native.close()
+            raise
+
+    @property
+    def fps(self) -> float:
+        return self.capture.get(cv2.CAP_PROP_FPS) or 25.0
+
+    @property
+    def declared_frames(self) -> int:
+        return max(0, int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            with self._native, opencv_quiet():
+                ok, frame = self.capture.read()
+            if not ok:
+                return
+            yield frame
+
+    def close(self) -> None:
+        self.capture.release()
+        self._native.close()
+
+    def __enter__(self) -> Video:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _open(path: Path, native: NativeStderr) -> cv2.VideoCapture:
+    with native, opencv_quiet():
+        capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise BadInputError(_cannot_open(path))
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width < 1 or height < 1 or width * height > MAX_IMAGE_PIXELS:
+        capture.release()
+        raise BadInputError(f"{path} declares {width}x{height} frames; frames must have 1 to "
+                            f"{MAX_IMAGE_PIXELS // 1_000_000} M pixels")
+    return capture
+
+
+def _cannot_open(path: Path) -> str:
+    looks = describe(path)
+    if looks.endswith(" video"):
+        return f"{path} is {looks.replace('a ', 'a damaged ', 1).replace('an ', 'a damaged ', 1)} (truncated or " \
+               "corrupt); OpenCV cannot open it"
+    return f"{path} is not a video OpenCV can open: it looks like {looks}"
