@@ -130,6 +130,8 @@ class ArtifactMeta:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise BadInputError(f"segdeploy metadata is not valid JSON ({exc.msg} at character {exc.pos})") from exc
+        except UnicodeDecodeError as exc:  # protobuf hands over bytes when a string field is not UTF-8
+            raise BadInputError("segdeploy metadata is not UTF-8 text") from exc
         except RecursionError as exc:
             raise BadInputError("segdeploy metadata is not valid: its JSON nests too deeply") from exc
         return _meta_from_dict(data)

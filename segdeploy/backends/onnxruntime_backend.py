@@ -22,6 +22,7 @@ from segdeploy.isa import physical_cores
 from segdeploy.onnx_graph import has_fp16_qdq, load_onnx
 from segdeploy.reading import LOGGER
 
+FATAL_ONLY = 4  # onnxruntime's log severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
 class OnnxRuntimeBackend(Backend):
     """Runs an ONNX model (a path or serialized bytes) with explicit providers."""
@@ -51,9 +52,10 @@ class OnnxRuntimeBackend(Backend):
                 f"onnxruntime provider(s) {', '.join(missing)} not available "
                 f"(have {', '.join(ort.get_available_providers())}); for CUDA install 'segdeploy[gpu]'"
             )
-        ort.set_default_logger_severity(3)  # the process-wide logger prints graph warnings before options apply
+        # Errors reach the caller as exceptions; onnxruntime would also log them (in colour, on stderr) at level 3.
+        ort.set_default_logger_severity(FATAL_ONLY)  # the process-wide logger speaks before the options apply
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = FATAL_ONLY
         if self._threads:
             options.intra_op_num_threads = self._threads
         self.optimized = self._optimize and not has_fp16_qdq(self._load_graph())

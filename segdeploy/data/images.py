@@ -52,14 +52,40 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     check_size(data, name)
     if data.startswith(PNG_SIGNATURE):
         check_png_chunks(data, name)
-    with opencv_quiet():
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        image = _decode_png(data, name)
+    else:
+        with opencv_quiet():
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise BadInputError(f"{name} is a damaged {_format(data)} image (truncated or corrupt); OpenCV cannot "
                             "decode it")
     if image.dtype == np.uint16:  # a 16-bit file: its high byte, as OpenCV's IMREAD_COLOR would read it
         image = (image >> 8).astype(np.uint8)
     return to_bgr_uint8(image, name)
+
+
+def _decode_png(data: bytes, name: str) -> np.ndarray:
+    """A PNG as OpenCV's IMREAD_UNCHANGED would give it (BGR/BGRA/gray, 8 or 16 bit), decoded by PIL.
+
+    PNG is lossless, so the pixels are the same; PIL raises on a damaged stream where libpng (inside
+    OpenCV) prints "libpng error: ..." on stderr first, and PIL decodes as fast.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as handle:
+            if handle.mode not in _PNG_MODES:
+                handle = handle.convert("RGBA" if "transparency" in handle.info else "RGB")
+            array = np.asarray(handle)
+    except MemoryError:
+        raise
+    except Exception as exc:  # zlib's "incorrect data check", PIL's "image file is truncated" ...
+        raise BadInputError(f"{name} is a damaged PNG image (its pixel data does not decode: "
+                            f"{library_reason(exc, 80)})") from exc
+    if array.ndim == 3:  # RGB(A) -> BGR(A), OpenCV's order
+        array = array[..., [2, 1, 0, 3][: array.shape[2]]]
+    return array
+
+
+_PNG_MODES = {"L", "RGB", "RGBA", "I;16", "I;16B"}  # PIL modes that are already OpenCV-like arrays
 
 
 def check_size(data: bytes, name: str) -> tuple[int, int]:

@@ -66,7 +66,9 @@ class Video:
 
 def _open(path: Path, native: NativeStderr) -> cv2.VideoCapture:
     with native, opencv_quiet():
-        capture = cv2.VideoCapture(str(path))
+        # One decoding thread: FFmpeg's frame threads print their complaints after read() has returned, out of
+        # reach of the capture; decoding is not where a segmentation pipeline spends its time.
+        capture = cv2.VideoCapture(str(path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, 1])
     if not capture.isOpened():
         capture.release()
         raise BadInputError(_cannot_open(path))

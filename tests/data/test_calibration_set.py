@@ -124,7 +124,7 @@ def test_entries_pointing_outside_the_root_are_refused(root, tmp_path, name, mes
      r"images\[0\].sha256 must be 64 hexadecimal digits"),
     ('{"format": "segdeploy.calibration-set", "seed": "x", "images": [{"path": "a", "sha256": "' + "0" * 64 + '"}]}',
      "'seed' must be int, not str"),
-    ("\xff\xfe binary", "not UTF-8 text"),
+    ("\xff\xfe binary", "is not a calibration set: it is unrecognised binary data"),
 ], ids=["deep-nesting", "images-dict", "hash-type", "hash-short", "seed-type", "binary"])
 def test_malformed_calibration_sets_say_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "c.json"
