@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -88,6 +89,8 @@ def read_manifest(engine: str | os.PathLike) -> EngineManifest:
     built_on = Environment(**{name: field(env, name, str, f"{where}: built_on")
                               for name in ("tensorrt", "cuda", "gpu", "os", "arch")},
                            compute_capability=tuple(capability))
+    if not re.fullmatch(r"\d{1,4}(\.\d{1,6}){0,3}", built_on.tensorrt):
+        raise BadInputError(f"{where}: built_on.tensorrt must be a version such as 10.7.0")
     profiles = field(data, "profiles", list, where)
     if not all(isinstance(profile, dict) for profile in profiles):
         raise BadInputError(f"{where}: profiles must be objects of input name -> [min, opt, max] shapes")

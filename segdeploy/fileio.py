@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -124,14 +125,24 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     return path
 
 
+NAME_MAX = 255  # bytes in one path component on Linux file systems
+
+
 def inside_root(root: str | os.PathLike, name: str, what: str) -> Path:
     """``root / name`` for a ``name`` read from an untrusted file: relative, and inside ``root`` also after
     symlinks and '..' are resolved; anything else is BadInputError (no reading outside the data)."""
     root = Path(root)
     relative = Path(name)
-    if not name or relative.is_absolute() or ".." in relative.parts or "\x00" in name:
+    if not name or relative.is_absolute() or ".." in relative.parts:
         raise BadInputError(f"{what} {name!r} is not a relative path inside {root}; refused")
     path = root / relative
-    if not path.resolve().is_relative_to(root.resolve()):
+    try:
+        if any(len(os.fsencode(part)) > NAME_MAX for part in path.parts):  # also: a lone surrogate has no bytes
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+        inside = path.resolve().is_relative_to(root.resolve())
+    except (ValueError, OSError) as exc:  # NUL bytes, names over NAME_MAX, loops of links
+        raise BadInputError(f"{what} {name[:80]!r} is not a usable path under {str(root)[:80]!r}: "
+                            f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}") from exc
+    if not inside:
         raise BadInputError(f"{what} {name!r} leads outside {root} (to {path.resolve()}); refused")
     return path

@@ -21,13 +21,11 @@ def check_ir_pair(xml: str | os.PathLike) -> Path:
     """``xml`` if it is an OpenVINO IR whose .bin exists and is long enough; else one BadInputError line."""
     xml = require_file(xml, "OpenVINO IR")
     try:
-        root = ElementTree.parse(xml).getroot()
+        root = _parse_shallow(xml)
     except ElementTree.ParseError as exc:
         looks = describe(xml)
         what = "damaged XML" if looks == "a text file" else looks
         raise BadInputError(f"{xml} is not an OpenVINO IR: it is {what} ({library_reason(exc, 80)})") from exc
-    except RecursionError as exc:
-        raise BadInputError(f"{xml} is not an OpenVINO IR: its XML nests too deeply") from exc
     if root.tag != "net":
         raise BadInputError(f"{xml} is XML but not an OpenVINO IR (its root element is <{root.tag[:40]}>, not <net>)")
     needed = _weights_bytes(root, xml)
@@ -38,6 +36,21 @@ def check_ir_pair(xml: str | os.PathLike) -> Path:
         raise BadInputError(f"{weights} is truncated: {weights.stat().st_size} bytes, but {xml.name} reads up to "
                             f"byte {needed}; copy the .xml and .bin together again")
     return xml
+
+
+MAX_XML_DEPTH = 64  # an IR nests ~8 deep (net/layers/layer/output/port/dim, rt_info a little more)
+
+
+def _parse_shallow(xml: Path) -> ElementTree.Element:
+    """The parsed tree, refused as soon as elements nest deeper than MAX_XML_DEPTH (10^6 nested elements
+    would take OpenVINO's reader minutes)."""
+    depth, root = 0, None
+    for event, element in ElementTree.iterparse(xml, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        root = element if root is None else root
+        if depth > MAX_XML_DEPTH:
+            raise BadInputError(f"{xml} is not an OpenVINO IR: its XML nests deeper than {MAX_XML_DEPTH} elements")
+    return root
 
 
 def _weights_bytes(root: ElementTree.Element, xml: Path) -> int:

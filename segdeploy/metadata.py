@@ -132,6 +132,8 @@ class ArtifactMeta:
             raise BadInputError(f"segdeploy metadata is not valid JSON ({exc.msg} at character {exc.pos})") from exc
         except UnicodeDecodeError as exc:  # protobuf hands over bytes when a string field is not UTF-8
             raise BadInputError("segdeploy metadata is not UTF-8 text") from exc
+        except ValueError as exc:  # Python refuses integers of over 4300 digits
+            raise BadInputError("segdeploy metadata is invalid: it holds a number too long to read") from exc
         except RecursionError as exc:
             raise BadInputError("segdeploy metadata is not valid: its JSON nests too deeply") from exc
         return _meta_from_dict(data)
@@ -216,7 +218,7 @@ def _meta_from_dict(data: Any) -> ArtifactMeta:
             precision=Precision(data.get("precision", "fp32")),
             source=data.get("source"),
             created_by=str(data.get("created_by", "unknown")),
-            history=tuple(data.get("history") or ()),
+            history=_history(data.get("history") or ()),
         )
     except KeyError as exc:
         raise BadInputError(f"segdeploy metadata is invalid: it has no {exc.args[0]!r}") from exc
@@ -234,6 +236,12 @@ _PREPROCESS_FIELDS = {"channel_order": ChannelOrder, "pixel_scale": float, "resi
                       "eval_size": lambda v: tuple(int(x) for x in v), "divisor": int}
 _IO_FIELDS = {"input_name": str, "output_name": str, "input_dtype": str, "input_layout": InputLayout,
               "output": OutputKind}
+
+
+def _history(records: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(records, list | tuple) or not all(isinstance(record, dict) for record in records):
+        raise TypeError("history must be a list of records (objects)")
+    return tuple(records)
 
 
 def _preprocess_from_dict(data: dict[str, Any]) -> Preprocess:

@@ -69,8 +69,8 @@ def describe_zip(path: str | os.PathLike) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return "a damaged zip archive"
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        return "a damaged zip archive"  # NotImplementedError: a version or compression zipfile does not know
     if any(name.endswith("data.pkl") for name in names):
         return "a PyTorch checkpoint archive"
     if any(name.endswith("saved_model.pb") for name in names):

@@ -18,6 +18,8 @@ BAD_CHECKPOINTS = {  # kind -> a fragment of the one-line refusal
     "pickle-empty-stack": "is a damaged pickle (truncated or corrupt; safe loading failed with IndexError: pop "
                           "from empty list)",
     "list": "holds a list, not a checkpoint dict",
+    # zipfile raises NotImplementedError on a member needing "zip version 20.0": found by fuzzing (issue 17)
+    "zip-version": "is a damaged zip archive (truncated or corrupt)",
 }
 BAD_CHECKPOINT_KINDS = tuple(BAD_CHECKPOINTS)
 SIDE_EFFECT_FILE = "pwned-by-checkpoint"
@@ -59,6 +61,12 @@ def write_bad_checkpoint(path, kind):
         path.write_bytes(b"\x80\x02.")
     elif kind == "list":
         torch.save([torch.zeros(2)], path)
+    elif kind == "zip-version":
+        torch.save({"weight": torch.zeros(4)}, path)
+        data = bytearray(path.read_bytes())
+        central = data.index(b"PK\x01\x02")  # the first central directory entry
+        data[central + 6:central + 8] = (200).to_bytes(2, "little")  # "version needed to extract": 20.0
+        path.write_bytes(bytes(data))
     else:
         path.write_bytes(b"")
     return path

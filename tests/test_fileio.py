@@ -41,3 +41,17 @@ def test_a_failed_write_leaves_nothing(tmp_path):
         tmp.write_bytes(b"half")
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, message", [
+    ("../../etc/passwd", "is not a relative path inside"),
+    ("a\ud800.png", "is not a usable path"),  # a lone surrogate from JSON: found by fuzzing
+    ("x" * 300 + ".png", "File name too long"),  # ENAMETOOLONG from is_file(): found by fuzzing
+    ("a\x00.png", "embedded null byte"),
+], ids=["dot-dot", "surrogate", "too-long", "nul"])
+def test_names_from_untrusted_files_stay_inside_and_usable(tmp_path, name, message):
+    from segdeploy.errors import BadInputError
+    from segdeploy.fileio import inside_root
+
+    with pytest.raises(BadInputError, match=message):
+        inside_root(tmp_path, name, "calibration image")

@@ -24,7 +24,10 @@ def ir(artifacts, tmp_path):
     (lambda xml: xml.write_text(xml.read_text()[:500]), "is not an OpenVINO IR: it is damaged XML"),
     (lambda xml: xml.write_text("<html><body/></html>"), "is XML but not an OpenVINO IR (its root element is <html>"),
     (lambda xml: xml.write_bytes(b"\x00\x01garbage" * 50), "is not an OpenVINO IR: it is unrecognised binary data"),
-], ids=["bin-missing", "bin-truncated", "xml-truncated", "not-ir", "binary"])
+    # 10^6 nested elements kept OpenVINO's reader busy for minutes: found by fuzzing
+    (lambda xml: xml.write_text("<net>" + "<a>" * 1_000_000 + "</a>" * 1_000_000 + "</net>"),
+     "its XML nests deeper than 64 elements"),
+], ids=["bin-missing", "bin-truncated", "xml-truncated", "not-ir", "binary", "deep"])
 def test_damaged_pairs_are_one_quiet_line(ir, damage, message, capfd):
     damage(ir)
     with pytest.raises(BadInputError) as refused:

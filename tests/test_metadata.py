@@ -72,3 +72,21 @@ def test_bad_sizes_are_rejected(text):
 
 def test_size_lists():
     assert parse_hw_list("360x480,180x240") == [(360, 480), (180, 240)]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda data: {**data, "history": [1]}, "history must be a list of records"),  # AttributeError later
+    (lambda data: {**data, "palette": [[0, 0, float("inf")]] * data["num_classes"]}, "cannot convert float infinity"),
+    (lambda data: {**data, "preprocess": {**data["preprocess"], "eval_size": [10**6, 10]}}, "eval_size must be two"),
+], ids=["history", "inf-palette", "huge-eval-size"])
+def test_metadata_values_found_by_fuzzing_are_bad_input(change, message):
+    data = new_meta("unet_tiny", {"num_classes": 3}, 3).to_dict()
+    with pytest.raises(BadInputError, match=message):
+        ArtifactMeta.from_dict(change(data))
+
+
+def test_numbers_too_long_to_read_are_bad_input():
+    text = new_meta("unet_tiny", {"num_classes": 3}, 3).to_json()
+    text = text.replace('"num_classes": 3', '"num_classes": 3' + "0" * 5000, 1)
+    with pytest.raises(BadInputError, match="a number too long to read"):
+        ArtifactMeta.from_json(text)

@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import re
+import threading
 
 import numpy as np
 import onnx
@@ -23,6 +24,7 @@ from segdeploy.onnx_graph import has_fp16_qdq, load_onnx
 from segdeploy.reading import LOGGER
 
 FATAL_ONLY = 4  # onnxruntime's log severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
+_STDOUT_SWAP = threading.Lock()
 
 class OnnxRuntimeBackend(Backend):
     """Runs an ONNX model (a path or serialized bytes) with explicit providers."""
@@ -63,7 +65,8 @@ class OnnxRuntimeBackend(Backend):
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         printed = io.StringIO()  # onnxruntime print()s "EP Error ... Falling back" on stdout
         try:
-            with contextlib.redirect_stdout(printed):
+            # sys.stdout is process-wide: one activation at a time swaps it, so each restores what it found
+            with _STDOUT_SWAP, contextlib.redirect_stdout(printed):
                 self._session = ort.InferenceSession(self._model, options, providers=list(self._providers))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BadInputError(f"onnxruntime cannot load the model: {ort_reason(exc)}") from exc

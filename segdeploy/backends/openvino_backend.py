@@ -41,16 +41,18 @@ class OpenVinoBackend(Backend):
             config["INFERENCE_NUM_THREADS"] = self._threads
         if self._precision != "auto":
             config["INFERENCE_PRECISION_HINT"] = self._precision
-        check_ir_pair(self._model)
+        if self._model.lower().endswith(".xml"):  # an IR pair (OpenVINO also reads .onnx directly)
+            check_ir_pair(self._model)
         try:
             compiled = ov.Core().compile_model(self._model, "CPU", config)
+            request = compiled.create_infer_request()  # a damaged IR can compile and fail here
+            port = compiled.input(0)
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
             raise BadInputError(f"OpenVINO cannot compile {self._model}: {openvino_reason(exc)}") from exc
         self._executed = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self._threads_used = int(compiled.get_property("INFERENCE_NUM_THREADS"))
-        self._compiled = compiled
-        self._request = compiled.create_infer_request()
-        return _input_spec(compiled.input(0))
+        self._compiled, self._request = compiled, request
+        return _input_spec(port)
 
     def _close(self) -> None:
         self._request = self._compiled = None

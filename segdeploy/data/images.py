@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -145,13 +146,27 @@ def _format(data: bytes) -> str:
 
 @contextlib.contextmanager
 def opencv_quiet() -> Iterator[None]:
-    """OpenCV's logging off for the block (it logs decoder failures on stderr before returning None)."""
-    previous = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    """OpenCV's logging off for the block (it logs decoder failures on stderr before returning None).
+
+    The level is process-wide and threads decode at once (a SegmenterPool's clients): the first block in
+    silences it, the last one out restores the level it found, so the caller's setting survives any overlap.
+    """
+    with _QUIET_LOCK:
+        if _quiet["depth"] == 0:
+            _quiet["saved"] = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _quiet["depth"] += 1
     try:
         yield
     finally:
-        cv2.utils.logging.setLogLevel(previous)
+        with _QUIET_LOCK:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                cv2.utils.logging.setLogLevel(_quiet["saved"])
+
+
+_QUIET_LOCK = threading.Lock()
+_quiet = {"depth": 0, "saved": None}
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:

@@ -30,11 +30,11 @@ class Video:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = require_file(path, "video")
-        self._native = NativeStderr(str(self.path))
+        self.native_output = NativeStderr(str(self.path))  # also for the caller's writer: FFmpeg prints there too
         try:
-            self.capture = _open(self.path, self._native)
+            self.capture = _open(self.path, self.native_output)
         except BaseException:
-            self._native.close()
+            self.native_output.close()
             raise
 
     @property
@@ -47,7 +47,7 @@ class Video:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         while True:
-            with self._native, opencv_quiet():
+            with self.native_output, opencv_quiet():
                 ok, frame = self.capture.read()
             if not ok:
                 return
@@ -55,7 +55,7 @@ class Video:
 
     def close(self) -> None:
         self.capture.release()
-        self._native.close()
+        self.native_output.close()
 
     def __enter__(self) -> Video:
         return self

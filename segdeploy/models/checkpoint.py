@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from segdeploy.artifact_meta import checkpoint_meta, checkpoint_payload, read_checkpoint
-from segdeploy.errors import BadInputError, printable
+from segdeploy.errors import BadInputError, library_reason, printable
 from segdeploy.fileio import atomic_output, sha256_file
 from segdeploy.metadata import ArtifactMeta, new_meta
 from segdeploy.models.registry import create_model, model_config
@@ -69,8 +69,8 @@ def load_model(
             raise BadInputError(f"{path} holds a {meta.arch}, not {arch}; drop --arch")
         if num_classes is not None and num_classes != meta.num_classes:
             raise BadInputError(f"{path} has {meta.num_classes} classes, not {num_classes}")
-        model = create_model(meta.arch, **{**meta.config, **overrides})
         state = payload.get("state_dict")
+        model = build_from_metadata(meta.arch, {**meta.config, **overrides}, path)
     elif is_state_dict(payload):
         if arch is None or num_classes is None:
             raise BadInputError(
@@ -83,6 +83,18 @@ def load_model(
         raise BadInputError(f"{path} is not a segdeploy checkpoint or a state dict")
     load_state_checked(model, state, meta.arch, path)
     return model.eval(), meta
+
+
+def build_from_metadata(arch: str, config: dict[str, Any], path: Path) -> nn.Module:
+    """The model a checkpoint's (untrusted) metadata names. The registry checks each option's type against the
+    preset's; a constructor's own refusal of a value (TypeError, ValueError) is bad input, not a bug."""
+    try:
+        return create_model(arch, **config)
+    except BadInputError as exc:
+        raise BadInputError(f"{path}: {exc}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BadInputError(f"{path}: its metadata's model config does not build a {arch}: "
+                            f"{library_reason(exc, 100)}") from exc
 
 
 def _preset_model(
@@ -99,6 +111,13 @@ def _preset_model(
 
 def load_state_checked(model: nn.Module, state: Any, arch: str, path: Path) -> None:
     """Load ``state`` strictly; on mismatch raise one line naming the offending keys."""
+    check_state_fits(model, state, arch, path)
+    model.load_state_dict(state, strict=True)
+
+
+def check_state_fits(model: nn.Module, state: Any, arch: str, path: Path) -> None:
+    """BadInputError naming the missing, unexpected, misshapen and wrongly typed keys unless ``state`` fits
+    ``model`` exactly (``model`` may live on the meta device)."""
     if not isinstance(state, dict) or not is_state_dict(state):
         raise BadInputError(f"{path} has no usable state_dict")
     expected = model.state_dict()
@@ -120,7 +139,6 @@ def load_state_checked(model: nn.Module, state: Any, arch: str, path: Path) -> N
     ]
     if problems:
         raise BadInputError(f"state dict in {path} does not fit {arch}: " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
 
 
 def _kind(dtype: torch.dtype) -> str:

@@ -60,9 +60,37 @@ def model_config(name: str, **overrides: Any) -> dict[str, Any]:
     unknown = sorted(set(overrides) - set(entry.defaults))
     if unknown:
         raise BadInputError(
-            f"{name} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(entry.defaults))}"
+            f"{name} has no option(s) {', '.join(map(str, unknown))}; options: {', '.join(sorted(entry.defaults))}"
         )
+    for option, value in overrides.items():
+        _check_option(name, option, value, entry.defaults[option])
     return {**entry.defaults, **overrides}
+
+
+def _check_option(name: str, option: str, value: Any, default: Any) -> None:
+    """``value`` has the preset default's kind (bool, int, float, str, or a sequence of the same kind); options
+    come from checkpoints' metadata too, which is untrusted."""
+    if default is None or value is None:
+        return
+    kind = _kind(default)
+    if _kind(value) != kind and not (kind == "float" and _kind(value) == "int"):
+        raise BadInputError(f"{name} option {option} must be {kind}, not {type(value).__name__}")
+    if isinstance(default, list | tuple):
+        inner = {_kind(item) for item in default}
+        if len(inner) == 1 and any(_kind(item) not in inner for item in value):
+            raise BadInputError(f"{name} option {option} must hold {inner.pop()} values")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, list | tuple):
+        return "sequence"
+    return type(value).__name__
 
 
 def create_model(name: str, **overrides: Any):

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from segdeploy.data.datasets import IMAGE_SUFFIXES
-from segdeploy.data.images import read_image
+from segdeploy.data.images import opencv_quiet, read_image
 from segdeploy.data.videos import Video
 from segdeploy.errors import BadInputError, check_range, convert_choices
 from segdeploy.fileio import atomic_output, atomic_write_bytes
@@ -145,8 +145,7 @@ def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig,
                 for frame in video:
                     mask = segmenter.predict(frame)
                     if writer is None:
-                        writer = cv2.VideoWriter(str(video_tmp), cv2.VideoWriter_fourcc(*"mp4v"), video.fps,
-                                                 (frame.shape[1], frame.shape[0]))
+                        writer = _overlay_writer(video_tmp, video, frame.shape)
                     writer.write(segmenter.overlay(frame, mask, config.alpha))
                     if config.frame_masks:
                         folder = out / path.stem
@@ -164,6 +163,23 @@ def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig,
     finally:
         video.close()
     return count, [str(target), *written]
+
+
+def _overlay_writer(target: Path, video: Video, shape: tuple[int, ...]) -> cv2.VideoWriter:
+    """An MP4 writer for overlays of ``shape`` frames. A damaged header can declare a frame rate the encoder
+    refuses (OpenCV's writer then writes nothing, without raising): the overlay falls back to 25 fps."""
+    fps = video.fps
+    for rate in dict.fromkeys((fps if 0 < fps <= MAX_FPS else DEFAULT_FPS, DEFAULT_FPS)):
+        with video.native_output, opencv_quiet():
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), rate, (shape[1], shape[0]))
+        if writer.isOpened():
+            return writer
+        writer.release()
+    raise BadInputError(f"{video.path}: its {shape[1]}x{shape[0]} frames cannot be written as an MP4 overlay (the "
+                        "video's header is likely damaged)")
+
+
+MAX_FPS, DEFAULT_FPS = 1000.0, 25.0
 
 
 def _write_mask(target: Path, mask: np.ndarray, segmenter: Segmenter, mask_format: str) -> str:

@@ -69,3 +69,18 @@ def test_state_dicts_found_by_fuzzing(tmp_path, state, message):
     torch.save(state, tmp_path / "s.pt")
     with pytest.raises(BadInputError, match=message):
         load_model(tmp_path / "s.pt", arch="unet_tiny", num_classes=3)
+
+
+def test_a_checkpoint_config_that_does_not_build_is_bad_input(tmp_path):
+    # Found by fuzzing: depth "x" reached UNet's constructor as a TypeError (exit 70).
+    from segdeploy.artifact_meta import read_checkpoint
+
+    model, meta = load_model("unet_tiny", num_classes=3)
+    save_checkpoint(model, tmp_path / "m.pt", meta)
+    for key, value, message in (("depth", "x", "option depth must be int, not str"),
+                                ("depth", 0, "does not build a unet_tiny: depth and base_channels must be >= 1")):
+        payload = read_checkpoint(tmp_path / "m.pt")
+        payload["meta"]["config"][key] = value
+        torch.save(payload, tmp_path / "bad.pt")
+        with pytest.raises(BadInputError, match=message):
+            load_model(tmp_path / "bad.pt")

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from segdeploy.artifact_meta import read_artifact_meta
 from segdeploy.backends.base import Backend, InputSpec
 from segdeploy.errors import BadInputError, MissingDependencyError, UsageError
 from segdeploy.runtime import segmenter as segmenter_module
@@ -118,9 +119,9 @@ class _SleepingBackend(Backend):
 
     name = "sleeping"
 
-    def __init__(self, calls: list) -> None:
+    def __init__(self, calls: list, classes: int) -> None:
         super().__init__()
-        self.calls = calls
+        self.calls, self.classes = calls, classes
 
     def _activate(self) -> InputSpec:
         return InputSpec("input", np.dtype(np.float32), None)
@@ -132,14 +133,15 @@ class _SleepingBackend(Backend):
         started = time.perf_counter()
         time.sleep(0.1)
         self.calls.append((id(self), started, time.perf_counter()))  # list.append is atomic
-        return np.zeros((batch.shape[0], 2, *batch.shape[2:]), np.float32)  # logits: class 0 everywhere
+        return np.zeros((batch.shape[0], self.classes, *batch.shape[2:]), np.float32)  # logits: class 0 everywhere
 
 
 @pytest.fixture
-def sleeping_calls(monkeypatch) -> list:
+def sleeping_calls(monkeypatch, artifacts) -> list:
     """Every Segmenter made in the test gets its own sleeping backend; returns their shared call log."""
     calls: list = []
-    monkeypatch.setattr(segmenter_module, "make_backend", lambda *args, **kwargs: _SleepingBackend(calls))
+    classes = read_artifact_meta(artifacts["onnxruntime"]).num_classes  # the output the metadata promises
+    monkeypatch.setattr(segmenter_module, "make_backend", lambda *args, **kwargs: _SleepingBackend(calls, classes))
     return calls
 
 
@@ -214,3 +216,18 @@ def test_engine_without_tensorrt_is_a_missing_dependency(artifacts, tmp_path):
                                   "", "", 0.0, False, "none"), tmp_path / "m.engine")
     with pytest.raises(MissingDependencyError, match="tensorrt"):
         Segmenter(tmp_path / "m.engine")
+
+
+def test_an_output_that_breaks_the_metadata_is_bad_input(artifacts, tmp_path):
+    # Found by fuzzing: a flipped .bin compiled and returned an empty output, an IndexError in postprocess.
+    import onnx
+
+    from segdeploy.artifact_meta import attach_metadata
+
+    model = onnx.load(artifacts["onnxruntime"])
+    meta = read_artifact_meta(artifacts["onnxruntime"])
+    wrong = meta.replace(num_classes=meta.num_classes + 1, class_names=(*meta.class_names, "extra"),
+                         palette=(*meta.palette, (1, 2, 3)))
+    onnx.save(attach_metadata(model, wrong), tmp_path / "m.onnx")
+    with Segmenter(tmp_path / "m.onnx") as segmenter, pytest.raises(BadInputError, match="as its metadata promises"):
+        segmenter.predict(np.zeros((64, 80, 3), np.uint8))

@@ -115,7 +115,9 @@ def test_manifest_round_trip_and_hash_check(tmp_path):
     data = json.loads(manifest.to_json())
     for key, value, message in (("built_on", [], "'built_on' must be dict, not list"),
                                 ("version_compatible", 1, "'version_compatible' must be bool, not int"),
-                                ("hardware_compatibility", "any", "hardware_compatibility 'any' is not one of")):
+                                ("hardware_compatibility", "any", "hardware_compatibility 'any' is not one of"),
+                                # no digits: _major() raised IndexError (found by fuzzing)
+                                ("built_on", {**data["built_on"], "tensorrt": "x"}, "must be a version")):
         (tmp_path / "m.engine.json").write_text(json.dumps({**data, key: value}))
         with pytest.raises(BadInputError, match=message):
             read_manifest(engine)
