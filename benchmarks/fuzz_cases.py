@@ -170,31 +170,34 @@ def _single(seeds: tuple[str, ...], structured: Callable | None = None):
     return make
 
 
-def _make_openvino(root: Path, case_dir: Path, kind: str, rng):
+def _pair(root: Path, case_dir: Path, kind: str, rng, names: tuple[str, str], structured: Callable):
+    """A file pair (main, companion) where ``kind`` = "<target>.<op>" damages one of the two: the structured
+    one (IR XML, engine manifest) through ``structured``, the other through the byte mutators or by its absence."""
     target, op = kind.split(".")
-    xml, binary = (root / "seed" / "m.xml").read_bytes(), (root / "seed" / "m.bin").read_bytes()
-    desc = "bin missing"
-    if target == "xml":
-        xml, desc = _mutate(op, xml, rng, lambda _kind, data, r: xml_struct(data, r))
+    main, companion = ((root / "seed" / name).read_bytes() for name in names)
+    desc = f"{names[1].split('.')[-1]} missing"
+    if target == "structured":
+        main, desc = _mutate(op, main, rng, lambda _kind, data, r: structured(data, r))
     elif op != "missing":
-        binary, desc = _mutate(op, binary, rng)
-    if op != "missing":
+        companion, desc = _mutate(op, companion, rng)
+    return main, (None if op == "missing" else companion), f"{target}: {desc}"
+
+
+def _make_openvino(root: Path, case_dir: Path, kind: str, rng):
+    xml, binary, desc = _pair(root, case_dir, kind.replace("xml.", "structured."), rng, ("m.xml", "m.bin"),
+                              xml_struct)
+    if binary is not None:
         _write(case_dir, "case.bin", binary)
-    return _write(case_dir, "case.xml", xml), f"{target}: {desc}", {}
+    return _write(case_dir, "case.xml", xml), desc.replace("structured:", "xml:"), {}
 
 
 def _make_engine(root: Path, case_dir: Path, kind: str, rng):
-    target, op = kind.split(".")
-    plan, manifest = (root / "seed" / "engine.plan").read_bytes(), (root / "seed" / "engine.plan.json").read_bytes()
-    desc = "plan missing"
-    if target == "manifest":
-        manifest, desc = _mutate(op, manifest, rng, lambda _kind, data, r: json_tree(data, r))
-    elif op != "missing":
-        plan, desc = _mutate(op, plan, rng)
-    if op != "missing":
+    manifest, plan, desc = _pair(root, case_dir, kind.replace("manifest.", "structured."), rng,
+                                 ("engine.plan.json", "engine.plan"), json_tree)
+    if plan is not None:
         _write(case_dir, "case.plan", plan)
     _write(case_dir, "case.plan.json", manifest)
-    return case_dir / "case.plan", f"{target}: {desc}", {}
+    return case_dir / "case.plan", desc.replace("structured:", "manifest:"), {}
 
 
 def _make_calibration(root: Path, case_dir: Path, kind: str, rng):
