@@ -32,6 +32,31 @@ def replace_section(target: Path, title: str, model: str, section: str) -> None:
     atomic_write_text(target, "\n## ".join(kept).rstrip() + "\n\n" + section)
 
 
+def replace_markdown_section(target: Path, heading: str, section: str) -> None:
+    """Write ``section`` (starting with the line ``heading``, e.g. "## Pool") into ``target``, in place of the
+    section under that heading: from its line to the next "# " or "## " heading outside code fences (so a "# "
+    title's section is the text before the first "## "; "###" subsections belong to theirs). A new "# " section
+    goes first, any other last; the rest of the file is kept as it was."""
+    if section.splitlines()[:1] != [heading]:
+        raise ValueError(f"the section must start with its heading line {heading!r}")
+    lines = target.read_text().splitlines() if target.exists() else []
+    starts, fenced = [], False
+    for number, line in enumerate(lines):
+        fenced ^= line.startswith("```")
+        if not fenced and line.startswith(("# ", "## ")):
+            starts.append(number)
+    new = section.rstrip("\n").splitlines()
+    if heading in (lines[n] for n in starts):
+        begin = next(n for n in starts if lines[n] == heading)
+        end = next((n for n in starts if n > begin), len(lines))
+        merged = lines[:begin] + new + [""] * (end < len(lines)) + lines[end:]
+    elif heading.startswith("# "):
+        merged = new + [""] * bool(lines) + lines
+    else:
+        merged = lines + [""] * bool(lines) + new
+    atomic_write_text(target, "\n".join(merged).rstrip("\n") + "\n")
+
+
 def quantize_isolated(model: Path, out: Path, config) -> dict:
     """``segdeploy.quantize_onnx`` in a fresh process (its calibration peak RSS is then its own, not this
     script's); the report as a dict, or ``{"error": message}`` when it refused or failed its gate."""

@@ -6,7 +6,8 @@ Model: the committed unet_small checkpoint (torch) and its ONNX (onnxruntime) an
 Memory is the process's current RSS (/proc/self/statm); the slope is a least-squares fit of
 RSS against calls after the first 1,000 (warm-up allocations excluded), in KB per 1,000 calls;
 growth compares the medians of the first and last quarter of those samples.
-Writes benchmarks/results/soak-<date>.json and benchmarks/SOAK.md.
+Writes benchmarks/results/soak-<date>.json and benchmarks/SOAK.md up to its first "## " section (the
+"SegmenterPool under load" section there is pool_soak.py's and is kept).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import replace_markdown_section
 
 from segdeploy.bench.machine import machine_info
 from segdeploy.data.synthetic import make_scenes
 from segdeploy.export.config import ExportConfig
 from segdeploy.export.onnx_export import export_onnx
 from segdeploy.export.openvino_ir import export_openvino
-from segdeploy.fileio import atomic_write_text, write_json
+from segdeploy.fileio import write_json
 from segdeploy.runtime.segmenter import Segmenter
 from segdeploy.sizes import parse_hw
 
@@ -93,7 +95,7 @@ def main() -> None:
                      f"{row['rss_growth_mb_after_warmup']:+.2f} | {row['rss_swing_mb']:.1f} | "
                      f"{row['slope_kb_per_1000_calls']:+.1f} | "
                      f"{row['mismatches']} | {row['seconds']:.0f} |")
-    atomic_write_text(HERE / "SOAK.md", "\n".join(lines) + "\n")
+    replace_markdown_section(HERE / "SOAK.md", lines[0], "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -49,6 +49,8 @@ def describe_head(data: bytes) -> str:
         return "an MP4 video" if data[8:10] != b"qt" else "a QuickTime video"
     if data.startswith(b"RIFF") and data[8:12] == b"AVI ":
         return "an AVI video"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "a WebP image"
     if data.startswith(b"\x1a\x45\xdf\xa3"):
         return "a Matroska/WebM video"
     if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
