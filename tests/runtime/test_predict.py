@@ -112,3 +112,22 @@ def test_videos_opencv_cannot_open_are_one_quiet_line(artifacts, video, tmp_path
         predict_files(segmenter, [broken], tmp_path / "out")
     assert message in str(refused.value)
     assert capfd.readouterr().err == "" and not (tmp_path / "out").exists()  # quiet, and nothing written
+
+
+def test_output_folders_and_files_get_the_modes_open_and_mkdir_give(artifacts, tmp_path):
+    # Issue 17: a server running as another user must be able to read what predict wrote (mkstemp gave 0600).
+    import os
+    import stat
+
+    from segdeploy.runtime.predict import predict_files
+    from segdeploy.runtime.segmenter import Segmenter
+
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 20, 3), np.uint8))
+    previous = os.umask(0o027)
+    try:
+        with Segmenter(artifacts["onnxruntime"]) as segmenter:
+            predict_files(segmenter, [tmp_path / "x.png"], tmp_path / "out" / "run")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "out" / "run").stat().st_mode) == 0o750  # 0777 & ~umask
+    assert stat.S_IMODE((tmp_path / "out" / "run" / "x.png").stat().st_mode) == 0o640  # 0666 & ~umask
