@@ -19,7 +19,7 @@ from typing import Any
 
 import onnx
 
-from segdeploy.errors import BadInputError, library_reason, printable, require
+from segdeploy.errors import BadInputError, library_reason, printable, require, shorten
 from segdeploy.fileio import require_file, sha256_file
 from segdeploy.ir_file import check_ir_pair, openvino_reason
 from segdeploy.metadata import ONNX_METADATA_KEY, ArtifactMeta
@@ -97,10 +97,11 @@ def _check_archive(path: Path) -> None:
             damaged = archive.testzip()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
         # RuntimeError: a member flagged as encrypted (zipfile wants a password)
-        raise BadInputError(f"{path} is a damaged PyTorch checkpoint (its zip structure is broken: "
-                            f"{library_reason(exc)})") from exc
+        reason = "it ends too early" if isinstance(exc, EOFError) else library_reason(exc)
+        raise BadInputError(f"{path} is a damaged PyTorch checkpoint (its zip structure is broken: {reason})") from exc
     if damaged is not None:
-        member = printable(damaged.split("/", 1)[-1])  # torch names the archive's root after the file it wrote
+        # torch names the archive's root folder after the file it wrote: show the member's own name
+        member = shorten(printable(damaged.split("/", 1)[-1]), 60)
         raise BadInputError(f"{path} is a damaged PyTorch checkpoint: {member} fails its CRC-32 check (the file "
                             "was corrupted after it was written; copy or download it again)")
 

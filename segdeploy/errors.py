@@ -88,8 +88,10 @@ def shorten(text: str, limit: int = REASON_CHARS) -> str:
     """``text`` cut at a word boundary (never mid-word) with ' ...' when longer than ``limit``."""
     if len(text) <= limit:
         return text
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.")
-    return f"{cut or text[:limit]} ..."
+    head, space, _ = text[:limit].rpartition(" ")
+    if not space:  # one token longer than the limit (a 5,000-character value): say how long, do not cut it mid-word
+        return f"a value of {len(text)} characters"
+    return f"{head.rstrip(' ,;:.')} ..."
 
 
 def printable(text: str) -> str:

@@ -16,7 +16,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from segdeploy import __version__
-from segdeploy.errors import BadInputError, library_reason
+from segdeploy.errors import BadInputError, library_reason, shorten
 from segdeploy.sizes import MAX_SIDE
 
 SCHEMA_VERSION = 1
@@ -58,6 +58,8 @@ class OutputKind(StrEnum):
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+
+MAX_CLASSES = 65536  # far above any segmentation label set; a bound before lists of that length are built
 
 @dataclass(frozen=True)
 class Preprocess:
@@ -254,8 +256,9 @@ def _io_from_dict(data: dict[str, Any]) -> TensorIO:
 
 def _validate(meta: ArtifactMeta) -> None:
     problems = []
-    if meta.num_classes < 1:
-        problems.append("num_classes must be >= 1")
+    if not 1 <= meta.num_classes <= MAX_CLASSES:
+        raise BadInputError(f"segdeploy metadata is invalid: num_classes must be 1 to {MAX_CLASSES}, got "
+                            f"{shorten(str(meta.num_classes), 20)}")
     if len(meta.class_names) != meta.num_classes:
         problems.append(f"{len(meta.class_names)} class_names for {meta.num_classes} classes")
     if len(meta.palette) < meta.num_classes:

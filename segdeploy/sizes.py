@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from segdeploy.errors import BadInputError
+from segdeploy.errors import BadInputError, shorten
 
 MAX_SIDE = 4096  # the largest model input side segdeploy runs (MAX_INPUT_PIXELS is 4096x4096)
 _HW = re.compile(r"^\s*(-?\d+)\s*[xX]\s*(-?\d+)\s*$")
@@ -14,7 +14,7 @@ def parse_hw(text: str) -> tuple[int, int]:
     """Parse ``"360x480"`` into ``(360, 480)``; both parts must be positive integers."""
     match = _HW.match(text)
     if not match:
-        raise BadInputError(f"size {text!r} is not HxW (height first), e.g. 360x480")
+        raise BadInputError(f"size {shorten(repr(text), 40)} is not HxW (height first), e.g. 360x480")
     height, width = int(match.group(1)), int(match.group(2))
     if height < 1 or width < 1:
         raise BadInputError(f"size {text!r} must be positive in both dimensions")

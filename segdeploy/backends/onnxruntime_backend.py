@@ -73,11 +73,16 @@ class OnnxRuntimeBackend(Backend):
         finally:
             if printed.getvalue().strip():
                 LOGGER.debug("onnxruntime: %s", printed.getvalue().strip())
-        self._output = self._session.get_outputs()[0].name
+        try:
+            self._output = self._session.get_outputs()[0].name
+            spec = _input_spec(self._session.get_inputs()[0])
+        except UnicodeDecodeError as exc:  # onnxruntime decodes the graph's names only when asked
+            raise BadInputError("onnxruntime cannot load the model: its input or output name is not UTF-8 text "
+                                "(a damaged file)") from exc
         # ONNX Runtime has no getter for its thread pool; unset, its documented default is the physical cores.
         on_cpu = self._session.get_providers()[0] == "CPUExecutionProvider"
         self._threads_used = (self._threads or physical_cores()) if on_cpu else None
-        return _input_spec(self._session.get_inputs()[0])
+        return spec
 
     def _load_graph(self) -> onnx.ModelProto:
         if isinstance(self._model, bytes):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from segdeploy.data.datasets import SegDataset, open_dataset, open_image_folder
-from segdeploy.errors import BadInputError, check_choice, check_range
+from segdeploy.errors import BadInputError, check_choice, check_range, printable, shorten
 from segdeploy.fileio import inside_root, sha256_bytes, sha256_file, write_json
 from segdeploy.limits import SEED_MAX
 from segdeploy.reading import field, load_json
@@ -161,7 +161,8 @@ def _calibration_set_from(payload: dict[str, Any], path: Path) -> CalibrationSet
 def _verify_files(files: list[Path], hashes: tuple[str, ...], root: Path) -> None:
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise BadInputError(f"{len(missing)} calibration image(s) missing under {root} (first: {missing[0]}); "
+        raise BadInputError(f"{len(missing)} calibration image(s) missing under {root} (first: "
+                            f"{shorten(printable(str(missing[0])), 200)}); "
                             "pass --data-root")
     changed = [f for f, h in zip(files, hashes) if sha256_file(f) != h]
     if changed:

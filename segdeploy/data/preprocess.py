@@ -144,7 +144,9 @@ def postprocess(output: np.ndarray, placement: Placement) -> np.ndarray:
     Logits with NaN or Inf are a failed check, never silently class 0.
     """
     # One float32 reduction (half the cost of float64; no overflow for logits, float16 ones included).
-    if output.ndim == 3 and not np.isfinite(output.sum(dtype=np.float32)):
+    with np.errstate(over="ignore", invalid="ignore"):  # the sum overflows or is NaN exactly when we refuse
+        finite = output.ndim != 3 or np.isfinite(output.sum(dtype=np.float32))
+    if not finite:
         raise CheckFailedError("the model output contains NaN or Inf; the artifact or its input is broken "
                                "(an FP16 overflow, corrupt weights)")
     classes = output.argmax(0) if output.ndim == 3 else output
