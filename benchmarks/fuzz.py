@@ -353,7 +353,7 @@ def reproducer(record: dict, base_seed: int, seeds_dir: str | os.PathLike | None
 
 
 def markdown(summary: dict, escapes: list[dict], command: str, wall: float, base_seed: int,
-             seeds_dir: str | None = None) -> str:
+             seeds_dir: str | None = None, machine: dict | None = None) -> str:
     source = source_state()
     edited = {True: ", with uncommitted edits", False: "", None: " (a copy)"}[source["segdeploy_edited"]]
     lines = ["# Fuzzing the readers of untrusted files", "",
@@ -362,7 +362,8 @@ def markdown(summary: dict, escapes: list[dict], command: str, wall: float, base
              "`benchmarks/fuzz.py` and `benchmarks/fuzz_cases.py`. Clean: BadInputError with a one-line message; "
              "accepted: returned a valid result; noise: cases that wrote to fd 1 or 2; warnings: cases where a Python "
              "warning reached the caller; messages: distinct clean messages after replacing paths, quoted values "
-             "and numbers.", "",
+             "and numbers." + (f" Machine: {machine['cpu']} ({machine['isa_class']}), {machine['cores']} cores, "
+                               f"{machine['threads']} workers." if machine else ""), "",
              "| reader | cases | clean | accepted | escapes | noise | warnings | messages | flagged msgs "
              "| slowest case | case s |", "|" + " --- |" * 11]
     for reader, row in summary.items():
@@ -379,6 +380,9 @@ def markdown(summary: dict, escapes: list[dict], command: str, wall: float, base
         shown[key] += 1
         if shown[key] <= 3:
             lines.append(f"- `{reproducer(record, base_seed, seeds_dir)}`".replace("|", "\\|"))
+    lines += ["", "## Noise (what native libraries printed, numbers replaced by N)", ""]
+    lines += [f"- {reader}: " + "; ".join(f"`{' '.join(sample.split())[:120]}`" for sample in row["noise_samples"])
+              for reader, row in summary.items() if row["noise_samples"]] or ["- none"]
     return "\n".join(lines) + "\n"
 
 
@@ -467,12 +471,14 @@ def write_report(records: list[dict], seeds: dict, args, wall: float) -> None:
     from segdeploy.bench.machine import machine_info
     from segdeploy.fileio import atomic_write_text, write_json
 
+    machine = machine_info(args.workers)
     write_json(HERE / "results" / f"fuzz-{stamp}.json", {
-        "command": command.strip(), "source": source_state(), "machine": machine_info(args.workers),
+        "command": command.strip(), "source": source_state(), "machine": machine,
         "seed": args.seed, "workers": args.workers,
         "memory_gb": args.memory_gb, "wall_seconds": round(wall, 1), "seeds_sha256": seeds, "readers": summary,
         "escapes": escapes, "generator_errors": [r for r in records if r["outcome"] == "generator error"][:50]})
-    atomic_write_text(HERE / "FUZZ.md", markdown(summary, escapes, command.strip(), wall, args.seed, args.seeds_dir))
+    atomic_write_text(HERE / "FUZZ.md", markdown(summary, escapes, command.strip(), wall, args.seed, args.seeds_dir,
+                                                 machine))
     for record in escapes:
         print(reproducer(record, args.seed, args.seeds_dir))
     for reader, row in summary.items():
