@@ -11,8 +11,8 @@ from pathlib import Path
 import segdeploy
 
 LAYERS = (
-    ("errors", "fileio", "sizes", "metadata", "artifact_meta", "engine_manifest", "onnx_graph", "module_paths",
-     "cuda", "isa"),
+    ("errors", "fileio", "sizes", "limits", "metadata", "artifact_meta", "engine_manifest", "onnx_graph",
+     "module_paths", "cuda", "isa", "sniff", "reading", "ir_file"),
     ("models", "data", "metrics"),
     ("backends",),
     ("export", "train", "quantize", "trt"),
