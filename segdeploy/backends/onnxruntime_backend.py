@@ -107,6 +107,7 @@ def ort_reason(exc: Exception) -> str:
     text = re.sub(r"/onnxruntime_src/\S*?:\d+ ", " ", text)
     text = re.sub(r"(?:[\w:<>,&*]+ )?[\w:<>]*onnxruntime::[\w:]+\([^)]*\)(?: const)? ", "", text)
     text = " ".join(text.replace(" Status Message: ", ": ").split())
+    text = re.sub(r"^Load model from .*? failed:\s*", "", text)  # the caller names the file; keep the reason
     return library_reason(ValueError(text))
 
 
