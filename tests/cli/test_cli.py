@@ -188,6 +188,7 @@ def test_export_openvino_writes_onnx_and_ir_and_converts_onnx(tmp_path):
     assert refused.exit_code == 2 and "--format openvino" in refused.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter per case, ~8 s each on 2 cores
 @pytest.mark.parametrize("args", [["info"], ["quantize", "--help"]])
 def test_a_closed_pipe_is_not_an_error(args):
     # The reader closes its end before segdeploy has written anything (it takes ~1 s to start),

@@ -67,6 +67,7 @@ def test_with_argmax_equals_argmax_of_logits(unet_export, unet_argmax_export):
     assert (mask == _eager(model, inputs).argmax(1)).mean() >= 0.999
 
 
+@pytest.mark.slow  # two verified exports, ~9 s each on 2 cores
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_fused_normalisation_equals_external_normalisation(unet_export, export_variant, layout):
     _, meta, plain = unet_export

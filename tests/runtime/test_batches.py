@@ -18,6 +18,7 @@ def _batch_sizes(segmenter: Segmenter, images) -> tuple[list[int], list[np.ndarr
     return sizes, segmenter.predict_batch(images)
 
 
+@pytest.mark.slow  # two exports of the variants, ~11 s on 2 cores
 @pytest.mark.parametrize("dynamic, expected", [(True, [3]), (False, [1, 1, 1])])
 def test_static_graphs_run_one_by_one_and_dynamic_ones_in_one_batch(export_variant, dynamic, expected):
     report = export_variant(dynamic=dynamic, input_size=(32, 48))
