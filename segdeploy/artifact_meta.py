@@ -179,10 +179,7 @@ def read_metadata(model: onnx.ModelProto, origin: str = "model") -> ArtifactMeta
     except UnicodeDecodeError as exc:  # protobuf decodes string fields lazily: a damaged file fails here
         raise BadInputError(f"{origin} is a damaged ONNX model: its metadata is not UTF-8 text") from exc
     if text is not None:
-        try:
-            return ArtifactMeta.from_json(text)
-        except BadInputError as exc:
-            raise BadInputError(f"{origin}: {exc}") from exc
+        return _meta_from_text(text, origin)
     raise BadInputError(
         f"{origin} has no segdeploy metadata; export it with 'segdeploy export' "
         "or pass the preprocessing options (--input-size, --mean, --std) explicitly"
@@ -214,10 +211,15 @@ def read_openvino_meta(path: str | os.PathLike) -> ArtifactMeta:
         text = model.get_rt_info(OPENVINO_META_PATH).astype(str)
     except UnicodeDecodeError as exc:
         raise BadInputError(f"{path} is a damaged OpenVINO IR: its segdeploy metadata is not UTF-8 text") from exc
+    return _meta_from_text(text, str(path))
+
+
+def _meta_from_text(text: str, origin: str) -> ArtifactMeta:
+    """The metadata JSON an artifact carries; its refusal names the artifact."""
     try:
         return ArtifactMeta.from_json(text)
     except BadInputError as exc:
-        raise BadInputError(f"{path}: {exc}") from exc
+        raise BadInputError(f"{origin}: {exc}") from exc
 
 
 # -- TensorRT engine -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ import os
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from segdeploy.errors import BadInputError, library_reason
+from segdeploy.errors import BadInputError, library_reason, printable, shorten
 from segdeploy.fileio import require_file
 from segdeploy.sniff import describe
 
@@ -72,4 +72,4 @@ def openvino_reason(exc: Exception) -> str:
     """OpenVINO's message without its 'Exception from src/...cpp:84:' location lines."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     meaningful = [line for line in lines if not line.startswith(("Exception from", "Check '"))] or lines
-    return library_reason(ValueError(meaningful[0] if meaningful else type(exc).__name__))
+    return shorten(printable(meaningful[0])) if meaningful else type(exc).__name__

@@ -13,13 +13,14 @@ _HW = re.compile(r"^\s*(-?\d+)\s*[xX]\s*(-?\d+)\s*$")
 def parse_hw(text: str) -> tuple[int, int]:
     """Parse ``"360x480"`` into ``(360, 480)``; both parts must be positive integers."""
     match = _HW.match(text)
+    shown = shorten(repr(text), 40)  # the text may come from a file: bounded in the message
     if not match:
-        raise BadInputError(f"size {shorten(repr(text), 40)} is not HxW (height first), e.g. 360x480")
+        raise BadInputError(f"size {shown} is not HxW (height first), e.g. 360x480")
     height, width = int(match.group(1)), int(match.group(2))
     if height < 1 or width < 1:
-        raise BadInputError(f"size {text!r} must be positive in both dimensions")
+        raise BadInputError(f"size {shown} must be positive in both dimensions")
     if max(height, width) > MAX_SIDE:
-        raise BadInputError(f"size {text!r} is over {MAX_SIDE} pixels on a side; use tiling for larger images")
+        raise BadInputError(f"size {shown} is over {MAX_SIDE} pixels on a side; use tiling for larger images")
     return height, width
 
 

@@ -11,7 +11,6 @@ import re
 import zipfile
 
 HEAD_BYTES = 4096
-TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch's pre-1.6 (non-zip) format starts with this pickled long
 
 _MAGIC = (  # (prefix, what the file looks like)
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
@@ -64,6 +63,11 @@ def describe_head(data: bytes) -> str:
     if _is_text(data[:HEAD_BYTES]):
         return "a text file"
     return "unrecognised binary data"
+
+
+def damaged(looks: str) -> str:
+    """A ``describe`` phrase for a file of that kind that is broken: 'an MP4 video' -> 'a damaged MP4 video'."""
+    return "a damaged " + looks.split(" ", 1)[1]
 
 
 def describe_zip(path: str | os.PathLike) -> str:

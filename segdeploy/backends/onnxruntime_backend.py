@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from segdeploy.backends.base import Backend, InputSpec
-from segdeploy.errors import BadInputError, MissingDependencyError, library_reason, require
+from segdeploy.errors import BadInputError, MissingDependencyError, printable, require, shorten
 from segdeploy.isa import physical_cores
 from segdeploy.onnx_graph import has_fp16_qdq, load_onnx
 from segdeploy.reading import LOGGER
@@ -108,7 +108,7 @@ def ort_reason(exc: Exception) -> str:
     text = re.sub(r"(?:[\w:<>,&*]+ )?[\w:<>]*onnxruntime::[\w:]+\([^)]*\)(?: const)? ", "", text)
     text = " ".join(text.replace(" Status Message: ", ": ").split())
     text = re.sub(r"^Load model from .*? failed:\s*", "", text)  # the caller names the file; keep the reason
-    return library_reason(ValueError(text))
+    return shorten(printable(text)) if text else type(exc).__name__
 
 
 def _shape(batch: np.ndarray) -> str:

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from segdeploy.cli import console
-from segdeploy.cli.options import SEED_MAX
 from segdeploy.data.calibration_set import Selection
+from segdeploy.limits import SEED_MAX
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from segdeploy.limits import MAX_THREADS, SEED_MAX  # noqa: F401 - SEED_MAX is re-exported for the commands
+from segdeploy.limits import MAX_THREADS
 from segdeploy.runtime.artifacts import BackendKind, Device
 
 InputSizeOpt = Annotated[

@@ -10,8 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from segdeploy.cli import console
-from segdeploy.cli.options import SEED_MAX, JsonOpt
+from segdeploy.cli.options import JsonOpt
 from segdeploy.data.calibration_set import Selection
+from segdeploy.limits import SEED_MAX
 from segdeploy.metadata import Precision
 from segdeploy.quantize.config import (
     GATE_MIN_AGREEMENT,

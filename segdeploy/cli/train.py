@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from segdeploy.cli import console
-from segdeploy.cli.options import MAX_THREADS, SEED_MAX, InputSizeOpt, JsonOpt
+from segdeploy.cli.options import InputSizeOpt, JsonOpt
+from segdeploy.limits import MAX_THREADS, SEED_MAX
 from segdeploy.train.config import Loss, Schedule
 
 

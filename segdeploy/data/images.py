@@ -26,7 +26,7 @@ from PIL import Image
 from segdeploy.data.preprocess import to_bgr_uint8
 from segdeploy.errors import BadInputError, library_reason
 from segdeploy.fileio import require_file
-from segdeploy.sniff import describe_head
+from segdeploy.sniff import damaged, describe_head
 
 # 134 M pixels (16384 x 8192, 400 MB as BGR): more would take GBs. Under PIL's own hard limit (179 M) so that
 # this check, with its sizes, is the one that speaks; PIL's DecompressionBombError stays as a backstop.
@@ -50,9 +50,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     16-bit scaled to 8; images over MAX_IMAGE_PIXELS are refused from their header, before decoding."""
     if not data:
         raise BadInputError(f"{name} is empty")
-    check_size(data, name)
-    if data.startswith(PNG_SIGNATURE):
-        check_png_chunks(data, name)
+    if _checked(data, name):
         image = _decode_png(data, name)
     else:
         with opencv_quiet():
@@ -63,6 +61,16 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     if image.dtype == np.uint16:  # a 16-bit file: its high byte, as OpenCV's IMREAD_COLOR would read it
         image = (image >> 8).astype(np.uint8)
     return to_bgr_uint8(image, name)
+
+
+def _checked(data: bytes, name: str) -> bool:
+    """What every decode checks first: the pixel count from the header and, for a PNG, its chunks' CRCs.
+    True when ``data`` is a PNG."""
+    check_size(data, name)
+    is_png = data.startswith(PNG_SIGNATURE)
+    if is_png:
+        check_png_chunks(data, name)
+    return is_png
 
 
 def _decode_png(data: bytes, name: str) -> np.ndarray:
@@ -113,7 +121,7 @@ def _header_problem(name: str, data: bytes, exc: Exception) -> str:
         return f"{name} is not a {FORMATS} image: it looks like {looks}"
     # PIL's "cannot identify image file <_io.BytesIO object at 0x...>" says nothing more than this
     reason = "" if "cannot identify image file" in str(exc) else f": {library_reason(exc, 80)}"
-    return f"{name} is {looks.replace('a ', 'a damaged ', 1)} (its header is unreadable{reason})"
+    return f"{name} is {damaged(looks)} (its header is unreadable{reason})"
 
 
 def check_png_chunks(data: bytes, name: str) -> None:
@@ -176,9 +184,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     """
     path = require_file(path, "mask")
     data = path.read_bytes()
-    check_size(data, str(path))
-    if data.startswith(PNG_SIGNATURE):
-        check_png_chunks(data, str(path))
+    _checked(data, str(path))
     try:
         with Image.open(io.BytesIO(data)) as handle:
             mask = np.asarray(handle)

@@ -18,7 +18,7 @@ from segdeploy.data.images import MAX_IMAGE_PIXELS, opencv_quiet
 from segdeploy.errors import BadInputError
 from segdeploy.fileio import require_file
 from segdeploy.reading import NativeStderr
-from segdeploy.sniff import describe
+from segdeploy.sniff import damaged, describe
 
 
 class Video:
@@ -83,6 +83,5 @@ def _open(path: Path, native: NativeStderr) -> cv2.VideoCapture:
 def _cannot_open(path: Path) -> str:
     looks = describe(path)
     if looks.endswith(" video"):
-        return f"{path} is {looks.replace('a ', 'a damaged ', 1).replace('an ', 'a damaged ', 1)} (truncated or " \
-               "corrupt); OpenCV cannot open it"
+        return f"{path} is {damaged(looks)} (truncated or corrupt); OpenCV cannot open it"
     return f"{path} is not a video OpenCV can open: it looks like {looks}"
