@@ -129,24 +129,48 @@ def trained_checkpoint(tmp_path_factory, scenes):
     return make
 
 
+class _LazyArtifacts(dict):
+    """{"torch": .pt, "onnxruntime": .onnx, "openvino": .xml}, each made on first access: a machine
+    without OpenVINO (the lent GPU machine) still gets the checkpoint and the ONNX."""
+
+    def __init__(self, makers: dict) -> None:
+        super().__init__()
+        self._makers = makers
+
+    def __missing__(self, kind: str) -> Path:
+        self[kind] = self._makers[kind]()
+        return self[kind]
+
+
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory, trained_checkpoint):
-    """{"torch": .pt, "onnxruntime": .onnx, "openvino": .xml} of one trained unet_tiny, run at native size
-    (KEEP policy) so that tiles and whole images are comparable."""
-    from segdeploy.export.config import ExportConfig
-    from segdeploy.export.onnx_export import export_onnx
-    from segdeploy.export.openvino_ir import export_openvino
+    """The artifacts of one trained unet_tiny, run at native size (KEEP policy) so that tiles and whole
+    images are comparable."""
     from segdeploy.metadata import ResizePolicy
     from segdeploy.models.checkpoint import load_model, save_checkpoint
 
     folder = tmp_path_factory.mktemp("artifacts")
-    model, meta = load_model(trained_checkpoint("unet_tiny"))
-    pre = dataclasses.replace(meta.preprocess, resize_policy=ResizePolicy.KEEP, eval_size=(64, 80))
-    meta = meta.replace(preprocess=pre)
-    save_checkpoint(model, folder / "m.pt", meta)
-    export_onnx(str(folder / "m.pt"), folder / "m.onnx", ExportConfig())
-    export_openvino(folder / "m.onnx", folder / "m.xml")
-    return {"torch": folder / "m.pt", "onnxruntime": folder / "m.onnx", "openvino": folder / "m.xml"}
+
+    def checkpoint() -> Path:
+        model, meta = load_model(trained_checkpoint("unet_tiny"))
+        pre = dataclasses.replace(meta.preprocess, resize_policy=ResizePolicy.KEEP, eval_size=(64, 80))
+        return save_checkpoint(model, folder / "m.pt", meta.replace(preprocess=pre))
+
+    def onnx() -> Path:
+        from segdeploy.export.config import ExportConfig
+        from segdeploy.export.onnx_export import export_onnx
+
+        export_onnx(str(made["torch"]), folder / "m.onnx", ExportConfig())
+        return folder / "m.onnx"
+
+    def openvino() -> Path:
+        from segdeploy.export.openvino_ir import export_openvino
+
+        export_openvino(made["onnxruntime"], folder / "m.xml")
+        return folder / "m.xml"
+
+    made = _LazyArtifacts({"torch": checkpoint, "onnxruntime": onnx, "openvino": openvino})
+    return made
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from segdeploy.errors import UsageError
 from segdeploy.runtime.artifacts import BackendKind, backend_for
 
 # What ``:OPTION`` sets, per backend.
-OPTION_OF_BACKEND = {"openvino": ("precision", ("auto", "f32", "bf16")), "torch": ("fp16", ("fp16",))}
+OPTION_OF_BACKEND = {"openvino": ("precision", ("auto", "f32", "bf16")), "torch": ("autocast", ("fp16", "bf16"))}
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class ArtifactSpec:
         if self.option is None:
             return {}
         key, _ = OPTION_OF_BACKEND[self.backend]
-        return {key: True} if key == "fp16" else {key: self.option}
+        return {key: self.option}
 
 
 def parse_spec(text: str) -> ArtifactSpec:

@@ -41,9 +41,10 @@ class BackendOptions:
     threads: int | None = None  # intra-op threads (torch, onnxruntime, openvino)
     precision: str = "auto"  # openvino inference precision: auto | f32 | bf16
     hint: str = "LATENCY"  # openvino performance hint: LATENCY | THROUGHPUT
-    fp16: bool = False  # torch: FP16 autocast on CUDA
+    autocast: str = "off"  # torch: off | fp16 (CUDA) | bf16 mixed precision
+    channels_last: bool = False  # torch: NHWC memory order for the model and each batch
     optimize: bool = True  # onnxruntime graph optimisation (off for FP16-scale Q/DQ regardless)
-    cuda_graph: bool = False  # tensorrt: capture the enqueue in a CUDA graph (static shapes)
+    cuda_graph: bool = False  # tensorrt and torch on CUDA: replay a CUDA graph per input shape
 
     def __post_init__(self) -> None:
         if self.threads is not None:
@@ -62,7 +63,8 @@ def make_backend(path: str | os.PathLike, kind: str, device: str, options: Backe
     if kind == "torch":
         from segdeploy.backends.torch_backend import TorchBackend
 
-        return TorchBackend(path, _torch_device(device), options.fp16, options.threads)
+        return TorchBackend(path, _torch_device(device), options.autocast, options.threads, options.channels_last,
+                            options.cuda_graph)
     if kind == "onnxruntime":
         from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 

@@ -37,7 +37,7 @@ class Segmenter:
     ``backend``: auto (by file type), torch, onnxruntime, openvino or tensorrt. ``device``:
     auto, cpu or cuda. ``tile="HxW"`` (with ``overlap``) runs sliding windows for large
     images. ``input_size`` replaces the metadata's eval size (stretch/letterbox policies).
-    ``options`` are BackendOptions (threads, precision, hint, fp16, optimize).
+    ``options`` are BackendOptions (threads, precision, hint, autocast, channels_last, optimize, cuda_graph).
     Backend resources are acquired on first use or ``with Segmenter(...)``; ``close()``
     releases them.
     """

@@ -42,7 +42,8 @@ def test_spec_parsing(text, spec):
 
 def test_spec_options():
     assert parse_spec("m.onnx@openvino:bf16").segmenter_options() == {"precision": "bf16"}
-    assert parse_spec("m.pt@torch:fp16").segmenter_options() == {"fp16": True}
+    assert parse_spec("m.pt@torch:fp16").segmenter_options() == {"autocast": "fp16"}
+    assert parse_spec("m.pt@torch:bf16").segmenter_options() == {"autocast": "bf16"}
     with pytest.raises(UsageError, match="does not apply"):
         parse_spec("m.onnx@onnxruntime:f32")
     with pytest.raises(UsageError, match="unknown backend"):
