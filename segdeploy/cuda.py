@@ -8,6 +8,9 @@ device's primary context, which TensorRT and PyTorch share; never ``pycuda.autoi
 
 Ownership: what a create/alloc/capture call returns is released by its one matching
 destroy/free call; then ``close()`` releases what the API object holds (PyCUDA: its context).
+
+Neither package ships type information: ``CudaRuntime`` declares the cuda-python calls made here,
+so that mypy checks them (``[tool.mypy]`` in pyproject.toml); PyCUDA's objects stay untyped.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import ctypes
 import functools
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from segdeploy.errors import MissingDependencyError, SegdeployError
 
@@ -33,7 +39,7 @@ class CudaApi(ABC):
     supports_graphs = False
 
     @abstractmethod
-    def pinned_empty(self, shape: tuple[int, ...], dtype) -> np.ndarray: ...
+    def pinned_empty(self, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray: ...
 
     @abstractmethod
     def free_pinned(self, array: np.ndarray) -> None: ...
@@ -78,7 +84,7 @@ class CudaApi(ABC):
     @abstractmethod
     def device_name_and_capability(self) -> tuple[str, tuple[int, int]]: ...
 
-    def capture_graph(self, stream, enqueue) -> object | None:
+    def capture_graph(self, stream, enqueue: Callable[[], bool]) -> object | None:
         """Capture ``enqueue()`` on ``stream`` into an executable graph; None where unsupported or refused."""
         return None
 
@@ -94,22 +100,85 @@ class CudaApi(ABC):
         """Release what this API object holds itself, after every stream, event, graph and buffer."""
 
 
+class _DeviceProperties(Protocol):
+    name: bytes | str  # a char[256], accepted in either form (device_name_and_capability decodes bytes)
+    major: int
+    minor: int
+
+
+class _Flags(Protocol):
+    """One of cuda-python's enum classes, read by member name (cudaError_t.cudaSuccess, ...)."""
+
+    def __getattr__(self, member: str) -> object: ...
+
+
+class CudaRuntime(Protocol):
+    """The calls of ``cuda.bindings.runtime`` this module makes, which ships no type information.
+
+    Each call returns a tuple ``(cudaError_t, *values)`` in the order of the C API's output
+    parameters; handles (streams, events, graphs) are cuda-python objects, typed ``object`` here
+    so that they are only passed back, never used otherwise. Arguments are positional, as called.
+    """
+
+    cudaError_t: _Flags
+    cudaMemcpyKind: _Flags
+    cudaStreamCaptureMode: _Flags
+
+    def cudaMallocHost(self, size: int, /) -> tuple[object, int]: ...
+    def cudaFreeHost(self, ptr: int, /) -> tuple[object]: ...
+    def cudaMalloc(self, size: int, /) -> tuple[object, int]: ...
+    def cudaFree(self, dev_ptr: int, /) -> tuple[object]: ...
+    def cudaMemcpyAsync(self, dst: int, src: int, count: int, kind: object, stream: object, /) -> tuple[object]: ...
+    def cudaStreamCreate(self) -> tuple[object, object]: ...
+    def cudaStreamSynchronize(self, stream: object, /) -> tuple[object]: ...
+    def cudaStreamDestroy(self, stream: object, /) -> tuple[object]: ...
+    def cudaEventCreate(self) -> tuple[object, object]: ...
+    def cudaEventDestroy(self, event: object, /) -> tuple[object]: ...
+    def cudaEventRecord(self, event: object, stream: object, /) -> tuple[object]: ...
+    def cudaEventSynchronize(self, event: object, /) -> tuple[object]: ...
+    def cudaEventElapsedTime(self, start: object, end: object, /) -> tuple[object, float]: ...
+    def cudaGetDeviceProperties(self, device: int, /) -> tuple[object, _DeviceProperties]: ...
+    def cudaStreamBeginCapture(self, stream: object, mode: object, /) -> tuple[object]: ...
+    def cudaStreamEndCapture(self, stream: object, /) -> tuple[object, object | None]: ...
+    def cudaGraphInstantiate(self, graph: object, flags: int, /) -> tuple[object, object]: ...
+    def cudaGraphLaunch(self, graph_exec: object, stream: object, /) -> tuple[object]: ...
+    def cudaGraphDestroy(self, graph: object, /) -> tuple[object]: ...
+    def cudaGraphExecDestroy(self, graph_exec: object, /) -> tuple[object]: ...
+    def cudaGetLastError(self) -> tuple[object]: ...
+    def cudaRuntimeGetVersion(self) -> tuple[object, int]: ...
+
+
+def cuda_runtime() -> CudaRuntime:
+    """``cuda.bindings.runtime``, typed by ``CudaRuntime`` (ImportError where cuda-python is absent)."""
+    from cuda.bindings import runtime
+
+    return runtime
+
+
+_Value = TypeVar("_Value")
+
+
 class CudaPythonApi(CudaApi):
     name = "cuda-python"
     supports_graphs = True
 
     def __init__(self) -> None:
-        from cuda.bindings import runtime
+        self._rt = cuda_runtime()
 
-        self._rt = runtime
+    @overload
+    def _check(self, result: tuple[object]) -> None: ...
 
-    def _check(self, result):
+    @overload
+    def _check(self, result: tuple[object, _Value]) -> _Value: ...
+
+    def _check(self, result: tuple[object, ...]) -> Any:
+        """The call's one value (None when it has none); CudaError unless it returned cudaSuccess."""
         error, *values = result
         if error != self._rt.cudaError_t.cudaSuccess:
             raise CudaError(f"CUDA error {error}")
         return values[0] if len(values) == 1 else (values or None)
 
-    def pinned_empty(self, shape, dtype) -> np.ndarray:
+    def pinned_empty(self, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
         nbytes = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
         pointer = self._check(self._rt.cudaMallocHost(nbytes))
         raw = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_uint8)), (nbytes,))
@@ -138,11 +207,11 @@ class CudaPythonApi(CudaApi):
     def stream_destroy(self, stream) -> None:
         self._check(self._rt.cudaStreamDestroy(stream))
 
-    def copy_to_device(self, pointer, host, nbytes, stream) -> None:
+    def copy_to_device(self, pointer: int, host: np.ndarray, nbytes: int, stream) -> None:
         kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
         self._check(self._rt.cudaMemcpyAsync(pointer, host.ctypes.data, nbytes, kind, stream))
 
-    def copy_to_host(self, host, pointer, nbytes, stream) -> None:
+    def copy_to_host(self, host: np.ndarray, pointer: int, nbytes: int, stream) -> None:
         kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self._check(self._rt.cudaMemcpyAsync(host.ctypes.data, pointer, nbytes, kind, stream))
 
@@ -164,7 +233,7 @@ class CudaPythonApi(CudaApi):
         name = properties.name.decode() if isinstance(properties.name, bytes) else str(properties.name)
         return name.rstrip("\x00"), (int(properties.major), int(properties.minor))
 
-    def capture_graph(self, stream, enqueue):
+    def capture_graph(self, stream, enqueue: Callable[[], bool]) -> object | None:
         """As trtexec: enqueue once outside capture, capture one enqueue; on refusal clear the error."""
         rt = self._rt
         enqueue()
@@ -211,14 +280,15 @@ class PyCudaApi(CudaApi):
         self._device = driver.Device(0)
         self._context = _primary_context(0)
         self._context.push()
-        self._allocations: dict[int, object] = {}
-        self._owned: dict[int, object] = {}  # streams and events by key; see the class docstring
+        # PyCUDA ships no type information: its DeviceAllocation, Stream and Event objects are Any here.
+        self._allocations: dict[int, Any] = {}
+        self._owned: dict[int, Any] = {}  # streams and events by key; see the class docstring
 
     def _own(self, thing: object) -> int:
         self._owned[id(thing)] = thing
         return id(thing)
 
-    def pinned_empty(self, shape, dtype) -> np.ndarray:
+    def pinned_empty(self, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
         return self._driver.pagelocked_empty(shape, dtype)
 
     def free_pinned(self, array: np.ndarray) -> None:
@@ -246,10 +316,10 @@ class PyCudaApi(CudaApi):
     def stream_destroy(self, stream: int) -> None:
         self._owned.pop(stream).synchronize()  # the last reference: ~Stream destroys it here
 
-    def copy_to_device(self, pointer, host, nbytes, stream: int) -> None:
+    def copy_to_device(self, pointer: int, host: np.ndarray, nbytes: int, stream: int) -> None:
         self._driver.memcpy_htod_async(pointer, host.reshape(-1).view(np.uint8)[:nbytes], self._owned[stream])
 
-    def copy_to_host(self, host, pointer, nbytes, stream: int) -> None:
+    def copy_to_host(self, host: np.ndarray, pointer: int, nbytes: int, stream: int) -> None:
         self._driver.memcpy_dtoh_async(host.reshape(-1).view(np.uint8)[:nbytes], pointer, self._owned[stream])
 
     def event_create(self) -> int:

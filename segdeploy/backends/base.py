@@ -22,6 +22,10 @@ import numpy as np
 
 from segdeploy.errors import BadInputError, SegdeployError
 
+# What a device runtime times with CUDA events between consecutive records (4 events, 3 phases), as
+# trtexec reports them: every GPU backend's ``phase_timings_ms`` has these keys.
+DEVICE_PHASES = ("h2d", "compute", "d2h")
+
 
 @dataclass(frozen=True)
 class InputSpec:

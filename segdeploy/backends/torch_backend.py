@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from segdeploy.backends.base import Backend, InputSpec
 from segdeploy.errors import BadInputError, MissingDependencyError, check_choice, require
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from segdeploy.backends.torch_cuda import CudaRunner
 
 DEVICES = ("cpu", "cuda")
 
@@ -49,8 +55,8 @@ class TorchBackend(Backend):
             raise BadInputError("CUDA graphs need --device cuda")
         self._checkpoint, self._device, self._threads = os.fspath(checkpoint), device, threads
         self._autocast, self._channels_last, self._cuda_graph = autocast, channels_last, cuda_graph
-        self._model = None
-        self._runner = None  # CudaRunner on CUDA
+        self._model: nn.Module | None = None
+        self._runner: CudaRunner | None = None  # on CUDA
 
     @property
     def phase_timings_ms(self) -> dict[str, float]:
@@ -58,7 +64,7 @@ class TorchBackend(Backend):
         return dict(self._runner.phases) if self._runner is not None else {}
 
     @property
-    def cuda_runner(self):
+    def cuda_runner(self) -> CudaRunner | None:
         """The active CudaRunner (its ``pinned_buffers_made`` and ``graphs_captured``), None on the CPU."""
         return self._runner
 
@@ -74,8 +80,8 @@ class TorchBackend(Backend):
         model, meta = load_model(self._checkpoint)
         self._threads_used = torch.get_num_threads() if self._device == "cpu" else None
         model = model.to(self._device)
-        if self._channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        if self._channels_last:  # a documented keyword of Module.to that torch's overloads leave out
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._model = model
         if self._device == "cuda":
             from segdeploy.backends.torch_cuda import CudaRunner
@@ -94,6 +100,8 @@ class TorchBackend(Backend):
         if self._runner is not None:
             return self._runner.run(batch)
         import torch
+
+        assert self._model is not None  # active: _activate set it
 
         inputs = torch.from_numpy(batch)
         if self._channels_last:

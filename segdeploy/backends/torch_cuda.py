@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from segdeploy.backends.base import DEVICE_PHASES
 from segdeploy.backends.staging import StagingCache
 from segdeploy.errors import CheckFailedError
 
-PHASES = ("h2d", "compute", "d2h")  # timed between consecutive events: 4 events, 3 phases
 MAX_SHAPES = 4  # shapes with buffers (and graphs) kept; tiles and mixed image sizes stay bounded
 # Eager runs on the runner's stream before a capture, as torch's CUDA-graph notes ask: cuDNN and
 # cuBLAS choose algorithms and allocate workspaces then, outside the graph.
@@ -53,7 +53,7 @@ class CudaRunner:
                  cuda_graph: bool) -> None:
         self._model, self._autocast, self._channels_last, self._cuda_graph = model, autocast, channels_last, cuda_graph
         self._stream = torch.cuda.Stream()
-        self._events = [torch.cuda.Event(enable_timing=True) for _ in range(len(PHASES) + 1)]
+        self._events = [torch.cuda.Event(enable_timing=True) for _ in range(len(DEVICE_PHASES) + 1)]
         self._slots: StagingCache[_Slot] = StagingCache(self._make_slot, self._release_slot, MAX_SHAPES)
         self.pinned_buffers_made = 0
         self.graphs_captured = 0
@@ -74,7 +74,7 @@ class CudaRunner:
             host_out.copy_(logits, non_blocking=True)
             done.record()
         self._stream.synchronize()
-        self.phases = {phase: begin.elapsed_time(end) for phase, begin, end in zip(PHASES, self._events,
+        self.phases = {phase: begin.elapsed_time(end) for phase, begin, end in zip(DEVICE_PHASES, self._events,
                                                                                    self._events[1:])}
         return host_out.numpy().copy()  # the pinned buffer is overwritten by the next call
 
@@ -86,8 +86,8 @@ class CudaRunner:
     def _compute(self, slot: _Slot) -> torch.Tensor:
         if not self._cuda_graph:
             return self._forward(slot.device_in)
-        if slot.graph is None:
-            self._capture(slot)
+        if slot.graph is None or slot.graph_out is None:
+            slot.graph, slot.graph_out = self._capture(slot.device_in)
         slot.graph.replay()
         return slot.graph_out
 
@@ -100,19 +100,20 @@ class CudaRunner:
             logits = self._model(inputs)
         return logits.float().contiguous()
 
-    def _capture(self, slot: _Slot) -> None:
+    def _capture(self, device_in: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+        """A graph of one forward from ``device_in``, and the tensor each replay writes its logits to."""
         for _ in range(GRAPH_WARMUP):
-            self._forward(slot.device_in)
+            self._forward(device_in)
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph, stream=self._stream):
-                slot.graph_out = self._forward(slot.device_in)
+                logits = self._forward(device_in)
         except RuntimeError as exc:  # a host sync or a CPU tensor in forward(): not capturable
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CheckFailedError(f"this model cannot be captured in a CUDA graph ({reason}); run it without "
                                    "cuda_graph") from exc
-        slot.graph = graph
         self.graphs_captured += 1
+        return graph, logits
 
     def _make_slot(self, shape: tuple[int, ...]) -> _Slot:
         host_in = self._pinned(shape)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 
@@ -24,6 +26,9 @@ from segdeploy.fileio import atomic_output, atomic_write_bytes, sha256_bytes, sh
 from segdeploy.metadata import ArtifactMeta
 from segdeploy.onnx_graph import load_onnx
 from segdeploy.trt.profiles import Profile, default_profile, parse_shape, validate_profile
+
+if TYPE_CHECKING:  # for mypy, against TensorRT's stubs; at run time TensorRT is imported by build_engine
+    import tensorrt as trt
 
 
 @dataclass(frozen=True)
@@ -77,23 +82,25 @@ def _static_input_shape(model: onnx.ModelProto, meta: ArtifactMeta) -> tuple[int
     inputs = [graph_input for graph_input in model.graph.input if graph_input.name == meta.io.input_name]
     if not inputs:
         raise BadInputError(f"the ONNX has no input named {meta.io.input_name!r} (its metadata says so)")
-    dims = inputs[0].type.tensor_type.shape.dim
-    values = [dim.dim_value if dim.HasField("dim_value") else None for dim in dims]
-    return tuple(values) if all(values) else None
+    # A symbolic or absent dimension reads as dim_value 0, as does a literal 0: either way not static.
+    values = tuple(dim.dim_value for dim in inputs[0].type.tensor_type.shape.dim)
+    return values if all(values) else None
 
 
 def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, config: BuildConfig = BuildConfig(),
-                 log=None) -> BuildReport:
+                 log: Callable[[str], None] | None = None) -> BuildReport:
     """Build ``out`` (the plan) and ``out.json`` (its manifest); ``log(line)`` hears TensorRT's messages."""
     if artifact_format(out) != ArtifactFormat.ENGINE:  # what Segmenter and bench will recognise as an engine
         raise BadInputError(f"engine files end in .engine, .trt or .plan, got {Path(out).name}")
     _, meta, profile = plan_build(onnx_path, config)
-    trt = require("tensorrt", "tensorrt")
+    require("tensorrt", "tensorrt")  # MissingDependencyError naming the extra; then the typed import
+    import tensorrt as trt
+
     from segdeploy.cuda import cuda_api
 
     started = time.perf_counter()
     out = Path(out)
-    logger = _logger(trt, log)
+    logger = _logger(log)
     builder = trt.Builder(logger)
     # STRONGLY_TYPED: required on 10.x for ONNX types and Q/DQ to decide precision, implied on 11.x.
     # The flag's integer changed between 10 and 11: never hard-code it.
@@ -103,7 +110,7 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, config: B
         errors = [parser.get_error(i) for i in range(parser.num_errors)]
         raise CheckFailedError("TensorRT cannot parse the ONNX:\n" + "\n".join(
             f"  node {error.node_name() or '?'} ({error.node_operator() or '?'}): {error.desc()}" for error in errors))
-    builder_config = _builder_config(trt, builder, config, profile)
+    builder_config = _builder_config(builder, config, profile)
     # Held until the build ends, as TensorRT requires.
     _timing_cache = _load_timing_cache(builder_config, config.timing_cache)
     plan = builder.build_serialized_network(network, builder_config)
@@ -128,7 +135,9 @@ def build_engine(onnx_path: str | os.PathLike, out: str | os.PathLike, config: B
                        trt.__version__, name)
 
 
-def _builder_config(trt, builder, config: BuildConfig, profile: Profile):
+def _builder_config(builder: trt.Builder, config: BuildConfig, profile: Profile) -> trt.IBuilderConfig:
+    import tensorrt as trt  # already imported by build_engine
+
     builder_config = builder.create_builder_config()
     if config.workspace_mib:
         builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mib << 20)
@@ -140,12 +149,13 @@ def _builder_config(trt, builder, config: BuildConfig, profile: Profile):
     if config.version_compatible:
         builder_config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
     optimization_profile = builder.create_optimization_profile()
-    optimization_profile.set_shape(profile.input_name, profile.min, profile.opt, profile.max)
+    # pybind11 converts tuples to Dims implicitly (the stub's Dims docstring says so; its signatures do not).
+    optimization_profile.set_shape(profile.input_name, profile.min, profile.opt, profile.max)  # type: ignore[arg-type]
     builder_config.add_optimization_profile(optimization_profile)
     return builder_config
 
 
-def _load_timing_cache(builder_config, path: str | None):
+def _load_timing_cache(builder_config: trt.IBuilderConfig, path: str | None) -> trt.ITimingCache | None:
     if not path:
         return None
     blob = Path(path).read_bytes() if Path(path).is_file() else b""
@@ -154,15 +164,21 @@ def _load_timing_cache(builder_config, path: str | None):
     return cache
 
 
-def _logger(trt, log):
-    if log is None:
-        return trt.Logger(trt.Logger.WARNING)
+def _logger(log: Callable[[str], None] | None) -> trt.ILogger:
+    import tensorrt as trt  # already imported by build_engine
+
+    return trt.Logger(trt.Logger.WARNING) if log is None else _forwarding_logger(log)
+
+
+def _forwarding_logger(log: Callable[[str], None]) -> trt.ILogger:
+    """A logger that hands TensorRT's messages up to INFO to ``log``, prefixed ``[TensorRT]``."""
+    import tensorrt as trt  # already imported by build_engine
 
     class _Forward(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
 
-        def log(self, severity, message) -> None:
+        def log(self, severity: trt.ILogger.Severity, message: str) -> None:
             if int(severity) <= int(trt.ILogger.Severity.INFO):  # INTERNAL_ERROR=0 ... VERBOSE=4
                 log(f"[TensorRT] {message}")
 
@@ -170,10 +186,12 @@ def _logger(trt, log):
 
 
 def _cuda_version() -> str:
-    try:
-        from cuda.bindings import runtime
+    """The CUDA runtime's version as ``major.minor`` (cuda-python), else ``unknown`` (PyCUDA only, or an error)."""
+    from segdeploy.cuda import cuda_runtime
 
-        error, version = runtime.cudaRuntimeGetVersion()
-        return f"{version // 1000}.{version % 1000 // 10}" if error == runtime.cudaError_t.cudaSuccess else "unknown"
+    try:
+        runtime = cuda_runtime()
     except ImportError:
         return "unknown"
+    error, version = runtime.cudaRuntimeGetVersion()
+    return f"{version // 1000}.{version % 1000 // 10}" if error == runtime.cudaError_t.cudaSuccess else "unknown"
