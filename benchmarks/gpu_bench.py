@@ -9,6 +9,7 @@ weights) fed the batch ``prepare`` makes of a 360x480 frame (at the model's eval
 first row per model and batch is the old path, ``torch.from_numpy(batch).to(device)`` with
 pageable memory, for comparison. Agreement is argmax agreement with the same model's fp32 row.
 All variants of one model and batch are measured in interleaved blocks, so drift hits them alike.
+A variant that fails gets its error in its row (the others go on) and the exit code is 1.
 Without a GPU: one line on stderr, exit 4. ``--device cpu`` runs the CPU-valid variants (a check
 of this script on machines without a GPU, not a benchmark).
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from common import replace_markdown_section
 
+from segdeploy.backends.base import DEVICE_PHASES
 from segdeploy.bench.machine import machine_info
 from segdeploy.fileio import write_json
 
@@ -71,6 +73,7 @@ class Row:
     phases: dict[str, list[float]] = field(default_factory=dict)
     phase_source: object = None  # the backend whose phase_timings_ms to read
     logits: np.ndarray | None = None
+    error: str | None = None  # why this variant stopped (the others go on)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     replace_markdown_section(args.out / "GPU.md", TITLE, INTRO)
     replace_markdown_section(args.out / "GPU.md", SECTION, render(report))
     print(render(report))
-    return 0
+    failed = [f"{row['model']} batch {row['batch']} {row['variant']}" for row in results if "error" in row]
+    if failed:
+        print(f"gpu_bench: {len(failed)} variant(s) failed (see their rows): {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -151,20 +157,37 @@ def _measure(model: str, batch_size: int, args: argparse.Namespace) -> list[dict
     try:
         with tempfile.TemporaryDirectory() as folder:  # activation loads the weights: gone after it
             checkpoint, batch = _checkpoint_and_batch(model, batch_size, args.size, Path(folder))
-            for variant in VARIANTS:
-                if args.device == "cuda" or not variant.cuda_only:
-                    rows.append(_open(checkpoint, variant, args.device))
+            rows = [_open(checkpoint, variant, args.device) for variant in VARIANTS
+                    if args.device == "cuda" or not variant.cuda_only]
         for row in rows:
-            for _ in range(WARMUP):  # graphs are captured and staging buffers made here
-                row.logits = row.runner(batch)
-        while any(len(row.wall_ms) < args.calls for row in rows):
+            _guarded(row, lambda row=row: _warm_up(row, batch))
+        while any(_wants_more(row, args.calls) for row in rows):
             for row in rows:
-                _timed_block(row, batch, min(BLOCK, args.calls - len(row.wall_ms)))
+                if _wants_more(row, args.calls):
+                    count = min(BLOCK, args.calls - len(row.wall_ms))
+                    _guarded(row, lambda row=row, count=count: _timed_block(row, batch, count))
     finally:
         for row in rows:
             row.close()
-    reference = next(row for row in rows if row.variant.label == "fp32").logits.argmax(1)
+    reference = next((row.logits for row in rows if row.variant.label == "fp32" and row.error is None), None)
     return [_result(model, batch, row, reference) for row in rows]
+
+
+def _wants_more(row: Row, calls: int) -> bool:
+    return row.error is None and len(row.wall_ms) < calls
+
+
+def _guarded(row: Row, work) -> None:
+    """Run ``work``; an exception stops this variant only and is reported in its row."""
+    try:
+        work()
+    except Exception as exc:  # one variant's failure (a refused graph capture, memory) must not lose the rest
+        row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _warm_up(row: Row, batch: np.ndarray) -> None:
+    for _ in range(WARMUP):  # graphs are captured and staging buffers made here
+        row.logits = row.runner(batch)
 
 
 def _open(checkpoint: Path, variant: Variant, device: str) -> Row:
@@ -172,8 +195,10 @@ def _open(checkpoint: Path, variant: Variant, device: str) -> Row:
         return _pageable_row(checkpoint)
     from segdeploy.backends.torch_backend import TorchBackend
 
-    backend = TorchBackend(checkpoint, device, **variant.options).activate()
-    return Row(variant, backend.infer, backend.close, phase_source=backend)
+    backend = TorchBackend(checkpoint, device, **variant.options)
+    row = Row(variant, backend.infer, backend.close, phase_source=backend)
+    _guarded(row, backend.activate)
+    return row
 
 
 def _pageable_row(checkpoint: Path) -> Row:
@@ -200,16 +225,20 @@ def _timed_block(row: Row, batch: np.ndarray, count: int) -> None:
             row.phases.setdefault(phase, []).append(ms)
 
 
-def _result(model: str, batch: np.ndarray, row: Row, reference: np.ndarray) -> dict:
+def _result(model: str, batch: np.ndarray, row: Row, reference: np.ndarray | None) -> dict:
+    common = {"model": model, "batch": int(batch.shape[0]), "input_shape": list(batch.shape),
+              "variant": row.variant.label, "options": row.variant.options}
+    if row.error is not None or not row.wall_ms:
+        return {**common, "error": row.error or "no timed call"}
     ordered = sorted(row.wall_ms)
     median = statistics.median(ordered)
-    return {"model": model, "batch": int(batch.shape[0]), "input_shape": list(batch.shape),
-            "variant": row.variant.label, "options": row.variant.options,
+    agreement = None if reference is None else float((row.logits.argmax(1) == reference.argmax(1)).mean())
+    return {**common,
             "wall_ms": {"median": median, "mean": statistics.fmean(ordered),
                         "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], "min": ordered[0]},
             "images_per_s": batch.shape[0] / median * 1000,
             "phases_ms": {phase: statistics.median(values) for phase, values in row.phases.items()},
-            "agreement_vs_fp32": float((row.logits.argmax(1) == reference).mean())}
+            "agreement_vs_fp32": agreement}
 
 
 def render(report: dict) -> str:
@@ -231,11 +260,14 @@ def render(report: dict) -> str:
              "| agreement vs fp32 |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in report["results"]:
-        phases = row["phases_ms"]
-        cells = [row["model"], str(row["batch"]), "x".join(map(str, row["input_shape"][1:])), row["variant"],
-                 f"{row['wall_ms']['median']:.2f}", f"{row['wall_ms']['p90']:.2f}", f"{row['images_per_s']:.1f}",
-                 *(f"{phases[p]:.3f}" if p in phases else "-" for p in ("h2d", "compute", "d2h")),
-                 f"{row['agreement_vs_fp32']:.4f}"]
+        cells = [row["model"], str(row["batch"]), "x".join(map(str, row["input_shape"][1:])), row["variant"]]
+        if "error" in row:
+            cells += [f"failed: {row['error']}".replace("|", "/")] + ["-"] * 7
+        else:
+            phases, agreement = row["phases_ms"], row["agreement_vs_fp32"]
+            cells += [f"{row['wall_ms']['median']:.2f}", f"{row['wall_ms']['p90']:.2f}", f"{row['images_per_s']:.1f}",
+                      *(f"{phases[p]:.3f}" if p in phases else "-" for p in DEVICE_PHASES),
+                      "-" if agreement is None else f"{agreement:.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

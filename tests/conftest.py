@@ -35,6 +35,19 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.fixture(autouse=True)
+def _strict_fp32_on_gpu(request, monkeypatch):
+    """gpu tests compare float32 CUDA results with the CPU's: no TF32 (torch's default for cuDNN
+    convolutions, a 10-bit mantissa) and deterministic cuDNN algorithms there. Benchmarks keep torch's
+    defaults and say so."""
+    if request.node.get_closest_marker("gpu"):
+        import torch
+
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+        monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+        monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+
+
 @pytest.fixture(scope="session")
 def camvid_root() -> Path:
     return CAMVID

@@ -65,3 +65,20 @@ def test_the_tests_section_quotes_pytest_and_the_failed_steps():
     assert "gpu-marked tests: 1 failed, 2 passed in 9.87s" in text and "failed steps: gpu tests (exit 1)" in text
     assert "`FAILED tests/backends/test_torch_cuda.py::test_x - AssertionError`" in text
     assert "failed steps: none" in gpu_tests_section.section(log, "")
+
+
+def test_a_failing_variant_becomes_an_error_row_and_stops_alone():
+    import numpy as np
+
+    gpu_bench = importlib.import_module("gpu_bench")
+
+    def refuse(batch):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+
+    batch = np.zeros((1, 3, 8, 8), np.float32)
+    row = gpu_bench.Row(gpu_bench.VARIANTS[4], refuse, lambda: None)
+    gpu_bench._guarded(row, lambda: gpu_bench._warm_up(row, batch))
+    assert row.error == "RuntimeError: operation not permitted when stream is capturing"
+    assert not gpu_bench._wants_more(row, calls=10)
+    result = gpu_bench._result("unet", batch, row, reference=None)
+    assert result["error"] == row.error and "wall_ms" not in result and result["variant"] == row.variant.label
