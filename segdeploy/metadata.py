@@ -86,6 +86,17 @@ class TensorIO:
     input_dtype: str = "float32"  # "uint8" when normalisation is fused into the graph
     input_layout: InputLayout = InputLayout.NCHW  # NHWC only for fused-normalisation graphs
     output: OutputKind = OutputKind.LOGITS
+    # Where the output sits relative to the input: ceil(H / stride) x ceil(W / stride) (SegFormer and most
+    # DeepLab heads predict at stride 4 or 8), or one fixed size whatever the input. Post-processing
+    # upsamples to the input resolution first (bilinear logits, nearest class ids).
+    output_stride: int = 1
+    output_size: tuple[int, int] | None = None
+
+    def output_spatial(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of the output for an input of ``input_size`` (H, W)."""
+        if self.output_size is not None:
+            return self.output_size
+        return -(-input_size[0] // self.output_stride), -(-input_size[1] // self.output_stride)
 
 
 @dataclass(frozen=True)
@@ -237,7 +248,8 @@ _PREPROCESS_FIELDS = {"channel_order": ChannelOrder, "pixel_scale": float, "resi
                       "mean": lambda v: tuple(float(x) for x in v), "std": lambda v: tuple(float(x) for x in v),
                       "eval_size": lambda v: tuple(int(x) for x in v), "divisor": int}
 _IO_FIELDS = {"input_name": str, "output_name": str, "input_dtype": str, "input_layout": InputLayout,
-              "output": OutputKind}
+              "output": OutputKind, "output_stride": int,
+              "output_size": lambda v: None if v is None else tuple(int(x) for x in v)}
 
 
 def _history(records: Any) -> tuple[dict[str, Any], ...]:
@@ -273,5 +285,9 @@ def _validate(meta: ArtifactMeta) -> None:
     if len(pre.eval_size) != 2 or min(pre.eval_size) < 1 or max(pre.eval_size) > MAX_SIDE \
             or not 1 <= pre.divisor <= MAX_SIDE:
         problems.append(f"eval_size must be two ints in 1..{MAX_SIDE} and divisor in 1..{MAX_SIDE}")
+    io = meta.io
+    if not 1 <= io.output_stride <= MAX_SIDE or (io.output_size is not None and (
+            len(io.output_size) != 2 or not all(1 <= side <= MAX_SIDE for side in io.output_size))):
+        problems.append(f"output_stride must be in 1..{MAX_SIDE} and output_size two ints in 1..{MAX_SIDE}")
     if problems:
         raise BadInputError("segdeploy metadata is invalid: " + "; ".join(problems))

@@ -149,6 +149,7 @@ def postprocess(output: np.ndarray, placement: Placement) -> np.ndarray:
     if not finite:
         raise CheckFailedError("the model output contains NaN or Inf; the artifact or its input is broken "
                                "(an FP16 overflow, corrupt weights)")
+    output = to_input_resolution(output, placement.input_size)
     classes = output.argmax(0) if output.ndim == 3 else output
     content_h, content_w = placement.content_size
     classes = classes[:content_h, :content_w].astype(np.uint8)
@@ -160,9 +161,29 @@ def postprocess(output: np.ndarray, placement: Placement) -> np.ndarray:
 
 
 def resize_logits(logits: np.ndarray, placement: Placement) -> np.ndarray:
-    """(C, H, W) logits -> (C, H0, W0) at the original size (bilinear), padding removed."""
+    """(C, h, w) logits (at any output stride) -> (C, H0, W0) at the original size (bilinear), padding removed."""
     content_h, content_w = placement.content_size
-    cropped = logits[:, :content_h, :content_w].transpose(1, 2, 0)
+    cropped = to_input_resolution(logits, placement.input_size)[:, :content_h, :content_w].transpose(1, 2, 0)
     height, width = placement.original_size
     resized = cv2.resize(np.ascontiguousarray(cropped), (width, height), interpolation=cv2.INTER_LINEAR)
     return resized.reshape(height, width, -1).transpose(2, 0, 1)
+
+
+CV_MAX_CHANNELS = 512  # OpenCV resizes at most this many channels per call
+
+
+def to_input_resolution(output: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """A model output below the input resolution (output stride > 1, or a fixed output size), brought to
+    ``input_size``: (C, h, w) logits bilinearly with half-pixel centres (as ``F.interpolate(...,
+    align_corners=False)`` in the training frameworks), (h, w) class ids nearest at pixel centres.
+    Outputs already at ``input_size`` are returned as they are."""
+    height, width = input_size
+    if output.shape[-2:] == (height, width):
+        return output
+    if output.ndim == 2:  # OpenCV resizes no 64-bit integers: class ids fit int32 (MAX_CLASSES)
+        ids = output if output.dtype in (np.uint8, np.uint16, np.int16, np.int32) else output.astype(np.int32)
+        return cv2.resize(ids, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+    logits = np.ascontiguousarray(output.astype(np.float32, copy=False).transpose(1, 2, 0))
+    parts = [cv2.resize(logits[..., start:start + CV_MAX_CHANNELS], (width, height), interpolation=cv2.INTER_LINEAR)
+             .reshape(height, width, -1) for start in range(0, logits.shape[2], CV_MAX_CHANNELS)]
+    return np.concatenate(parts, axis=2).transpose(2, 0, 1)

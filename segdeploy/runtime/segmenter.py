@@ -96,7 +96,7 @@ class Segmenter:
         io = self.meta.io
         spatial = batch.shape[1:3] if io.input_layout == InputLayout.NHWC else batch.shape[2:4]
         classes = () if io.output == OutputKind.MASK else (self.meta.num_classes,)
-        expected = (batch.shape[0], *classes, *spatial)
+        expected = (batch.shape[0], *classes, *io.output_spatial(tuple(spatial)))
         if getattr(output, "shape", None) != expected:
             raise BadInputError(f"the model's output is {getattr(output, 'shape', type(output).__name__)}, not "
                                 f"{expected} as its metadata promises for this input: the artifact is damaged or "
