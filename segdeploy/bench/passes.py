@@ -43,7 +43,8 @@ class Row:
 
 
 class References:
-    """Eager reference Segmenters, one per input size, opened on first use into ``resources`` (which closes them)."""
+    """Reference Segmenters, one per input size, opened on first use into ``resources`` (which closes them):
+    an eager checkpoint on torch, or for models that have none (adopted ONNX) an fp32 ONNX on its backend."""
 
     def __init__(self, path: str, device: str, threads: int | None, resources: contextlib.ExitStack) -> None:
         self.path, self._device, self._threads, self._resources = path, device, threads, resources
@@ -53,7 +54,7 @@ class References:
     def at(self, size: tuple[int, int]) -> Segmenter:
         if size not in self._by_size:
             self._by_size[size] = self._resources.enter_context(Segmenter(
-                self.path, backend="torch", device=self._device, input_size=size, threads=self._threads))
+                self.path, device=self._device, input_size=size, threads=self._threads))
         return self._by_size[size]
 
 

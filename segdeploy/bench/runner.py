@@ -24,7 +24,7 @@ from segdeploy.bench.passes import Progress, References, Row, Sample, accuracy_p
 from segdeploy.bench.results import BenchReport, BenchResult, ReferenceResult
 from segdeploy.bench.spec import ArtifactSpec, parse_spec
 from segdeploy.bench.stats import Budget, latency_stats
-from segdeploy.errors import BadInputError, check_range
+from segdeploy.errors import BadInputError, SegdeployError, check_range
 from segdeploy.metadata import ArtifactMeta
 from segdeploy.runtime.segmenter import Segmenter
 
@@ -151,12 +151,24 @@ def _open(row: Row, config: BenchConfig, resources: contextlib.ExitStack) -> Non
 
 def _references(config: BenchConfig, meta: ArtifactMeta, resources: contextlib.ExitStack) -> References | None:
     """The eager reference (``--reference`` or the artifacts' source checkpoint), or None without one."""
-    path = config.reference or (meta.source or {}).get("path")
-    if path is None or not Path(path).is_file():
-        if config.reference:
+    if config.reference:
+        if not Path(config.reference).is_file():
             raise BadInputError(f"reference checkpoint not found: {config.reference}")
-        return None
+        read_artifact_meta(config.reference)  # one clear line now if it cannot be a reference
+        return References(config.reference, config.device, config.threads, resources)
+    path = (meta.source or {}).get("path")
+    if path is None or not Path(path).is_file() or not _carries_metadata(path):
+        return None  # no reference: the report has no agreement column, as when the source is gone
     return References(path, config.device, config.threads, resources)
+
+
+def _carries_metadata(path: str) -> bool:
+    """Whether a source file can serve as reference (an adopted ONNX's source is the foreign file: no)."""
+    try:
+        read_artifact_meta(path)
+    except SegdeployError:
+        return False
+    return True
 
 
 def _result(row: Row, meta: ArtifactMeta, references: References | None, batch: int) -> BenchResult:

@@ -23,7 +23,8 @@ def bench_command(
         "--artifact", "--engine",
         help="PATH[@BACKEND[:OPTION]], repeatable: unet.onnx, unet.onnx@openvino:f32, unet.pt, unet.engine.")],
     reference: Annotated[Path | None, typer.Option(
-        help="Eager fp32 checkpoint (default: the artifacts' source checkpoint when it exists).")] = None,
+        help="Reference: an eager fp32 checkpoint, or an fp32 .onnx for adopted models (default: the "
+             "artifacts' source, when it has metadata).")] = None,
     data: Annotated[Path | None, typer.Option(help="Labelled dataset (default: synthetic scenes, agreement only).")
                     ] = None,
     split: Annotated[str, typer.Option(help="Split of --data.")] = "val",

@@ -65,6 +65,7 @@ def _print_artifact(result: dict) -> None:
         ("preprocess", f"{pre['channel_order']}, scale {pre['pixel_scale']:.6g}, mean {pre['mean']}, "
                        f"std {pre['std']}, {pre['resize_policy']}, eval {pre['eval_size'][0]}x{pre['eval_size'][1]}, "
                        f"divisor {pre['divisor']}"),
+        ("predicts", _output_geometry(meta["io"])),
     ]
     if "params" in result:
         rows.append(("params", f"{result['params'] / 1e6:.3f} M"))
@@ -78,7 +79,8 @@ def _print_artifact(result: dict) -> None:
             shape = "x".join(str(d) for d in tensor["shape"])
             rows.append((direction[:-1], f"{tensor['name']}: {tensor['dtype']} [{shape}]"))
     if meta.get("source"):
-        rows.append(("source", f"{meta['source'].get('path')} (sha256 {meta['source'].get('sha256', '')[:12]})"))
+        digest = meta["source"].get("sha256")
+        rows.append(("source", str(meta["source"].get("path")) + (f" (sha256 {digest[:12]})" if digest else "")))
     rows.append(("created by", meta["created_by"]))
     for key, value in rows:
         table.add_row(key, escape(value))
@@ -96,3 +98,11 @@ def _print_env(result: dict) -> None:
         detail = probe["detail"] if probe["usable"] else f"{probe['detail']} ({install})"
         table.add_row(name, probe.get("version", "-"), "yes" if probe["usable"] else "no", escape(detail))
     console.out.print(table)
+
+
+def _output_geometry(io: dict) -> str:
+    """``logits at stride 4`` / ``mask at a fixed 64x64`` (the input resolution for stride 1)."""
+    size = io.get("output_size")
+    where = (f"a fixed {size[0]}x{size[1]}" if size else
+             f"stride {io.get('output_stride', 1)}" if io.get("output_stride", 1) > 1 else "the input resolution")
+    return f"{io['output']} at {where}"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from segdeploy.errors import BadInputError, CheckFailedError
-from segdeploy.metadata import ChannelOrder, Preprocess, ResizePolicy, TensorIO
+from segdeploy.metadata import ChannelOrder, OutputKind, Preprocess, ResizePolicy, TensorIO
 from segdeploy.sizes import round_up
 
 
@@ -136,6 +136,15 @@ def pad_to(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if pad_h == 0 and pad_w == 0:
         return batch
     return np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)))
+
+
+def model_output(output: np.ndarray, io: TensorIO) -> np.ndarray:
+    """A batch's raw output as post-processing takes it: (N, C, h, w) logits or (N, h, w) class ids (a class
+    map the graph gives as (N, 1, h, w) loses its channel axis)."""
+    output = np.asarray(output)
+    if io.output == OutputKind.MASK and output.ndim == 4 and output.shape[1] == 1:
+        return output[:, 0]
+    return output
 
 
 def postprocess(output: np.ndarray, placement: Placement) -> np.ndarray:

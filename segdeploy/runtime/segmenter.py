@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from segdeploy.artifact_meta import read_artifact_meta
-from segdeploy.data.preprocess import Placement, postprocess, prepare, resize_logits, to_bgr_uint8
+from segdeploy.data.preprocess import Placement, model_output, postprocess, prepare, resize_logits, to_bgr_uint8
 from segdeploy.errors import BadInputError, SegdeployWarning, UsageError
 from segdeploy.isa import isa_class
 from segdeploy.metadata import ArtifactMeta, InputLayout, OutputKind
@@ -85,7 +85,7 @@ class Segmenter:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The raw backend call on a prepared batch (what ``prepare`` returns)."""
         with self._lock:
-            output = self.backend.activate().infer(batch)
+            output = model_output(self.backend.activate().infer(batch), self.meta.io)
         self._check_output(output, batch)
         return output
 

@@ -38,7 +38,7 @@ from segdeploy.errors import SegdeployError
 
 runner = CliRunner()
 GROUP = get_command(app)
-COMMANDS = ["export", "quantize", "build", "predict", "bench", "train", "calibration-set", "info", "demo"]
+COMMANDS = ["export", "adopt", "quantize", "build", "predict", "bench", "train", "calibration-set", "info", "demo"]
 DOCUMENTED_CODES = {0, 1, 2, 3, 4}
 HUGE_INT = "99999999999999999999"  # > 2**64
 
@@ -114,6 +114,7 @@ FLOATS = (["nan", "inf", "-inf", "-1", "1e308", "1e309", "0", "0.5", "1", "1e-32
 BUDGETS = (["0", "1", "-1", "2s", "0s", "-2s", "1e308s", "1e309", HUGE_INT], ["nans", "infs", "abc", ""])
 STRINGS = (["abc", "ünï code", "a,b,,c", "stem,down.0", "名前", "unet_tiny"], ["", " ", ",", "-x"])
 ARCHS = (["unet_tiny", "resnet50", "UNET_TINY"], ["", "unet_tiny ", "../unet_tiny"])
+TRIPLES = (["0.5,0.5,0.5", "0,0,0", "1,2", "nan,1,1", "-1,1e309,1", "1,2,3,4"], ["abc", "", ",,", "1;2;3"])
 
 
 def _paths(world, *kinds):
@@ -139,6 +140,10 @@ def _string_pool(name, world):
         return ["train", "val", "nope"], ["", "../train", "ünï"]
     if name == "device":
         return ["cpu", "cuda"], ["abc", "", "cuda:99"]
+    if name == "classes":
+        return ["camvid", "voc", "ade20k", "kitti", world["real"]["image"]], world["bad"]
+    if name in ("mean", "std"):
+        return TRIPLES
     return STRINGS
 
 
