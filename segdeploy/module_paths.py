@@ -47,19 +47,26 @@ def attach_module_paths(model: onnx.ModelProto, paths: dict[str, str]) -> onnx.M
     return model
 
 
+# Ops that start a layer region in a graph without module paths (the weighted ops quantization targets).
+REGION_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
 def module_of(node: onnx.NodeProto) -> str | None:
     return next((prop.value for prop in node.metadata_props if prop.key == MODULE_KEY), None)
 
 
 def nodes_in_modules(model: onnx.ModelProto, modules: tuple[str, ...]) -> list[str]:
-    """Names of the nodes inside any of ``modules`` (a path or any of its submodules).
-
-    BadInputError if the model carries no module paths or a path matches no node.
-    """
+    """Names of the nodes inside any of ``modules`` (a path or any of its submodules; in a graph without
+    module paths, a layer region of ``layer_regions``). BadInputError if one matches no node."""
     paths = {node.name: module_of(node) for node in model.graph.node}
     if not any(paths.values()):
-        raise BadInputError("this ONNX has no module paths on its nodes; re-export it with this segdeploy "
-                            "or use --exclude-nodes")
+        regions = layer_regions(model)
+        unknown = [module for module in modules if module not in regions]
+        if unknown:
+            raise BadInputError(f"{unknown[0]!r} is no layer region of this graph: it has no module paths (adopted, "
+                                "or exported outside segdeploy), so --exclude-modules takes the regions named by the "
+                                f"Conv/MatMul that starts each: {', '.join(list(regions)[:12])}")
+        return sorted({name for module in modules for name in regions[module]})
     chosen = []
     for module in modules:
         matched = [name for name, path in paths.items() if path is not None and _inside(path, module)]
@@ -68,6 +75,21 @@ def nodes_in_modules(model: onnx.ModelProto, modules: tuple[str, ...]) -> list[s
             raise BadInputError(f"module {module!r} matches no node; module groups here: {', '.join(known[:12])}")
         chosen.extend(matched)
     return sorted(set(chosen))
+
+
+def layer_regions(model: onnx.ModelProto, op_types: tuple[str, ...] = REGION_OPS) -> dict[str, list[str]]:
+    """The groups of a graph without module paths: one per node of ``op_types``, named by it, holding it and
+    the nodes after it in graph (topological) order up to the next such node: the connected stretch from one
+    Conv or MatMul to the next, with its activations, norms and joins. Nodes before the first are in none."""
+    regions: dict[str, list[str]] = {}
+    current = None
+    for index, node in enumerate(model.graph.node):
+        if node.op_type in op_types:
+            current = node.name or f"{node.op_type}_{index}"
+            regions[current] = []
+        if current is not None:
+            regions[current].append(node.name)
+    return regions
 
 
 def _inside(path: str, module: str) -> bool:
@@ -95,8 +117,11 @@ def module_groups(model: onnx.ModelProto, op_types: tuple[str, ...]) -> dict[str
     """{group: names of every node inside it}, one group per stage/block holding an op of ``op_types``.
 
     Groups come in graph order; a node belongs to a group when its module path is the group's
-    path or a submodule of it (so a block's residual Adds belong to the block).
+    path or a submodule of it (so a block's residual Adds belong to the block). A graph without
+    module paths is grouped by ``layer_regions``.
     """
+    if not any(module_of(node) for node in model.graph.node):
+        return layer_regions(model, op_types)
     groups: dict[str, list[str]] = {}
     for node in model.graph.node:
         path = module_of(node)

@@ -31,9 +31,15 @@ def test_nodes_in_modules_matches_submodules_and_refuses_unknown(unet_export):
         nodes_in_modules(model, ("no.such.module",))
 
 
-def test_model_without_module_paths_is_refused(unet_export):
+def test_graphs_without_module_paths_are_grouped_by_layer_regions(unet_export):
     model = onnx.load(unet_export[2].output)
     for node in model.graph.node:
         del node.metadata_props[:]
-    with pytest.raises(BadInputError, match="re-export"):
+    weighted = [node.name for node in model.graph.node if node.op_type in ("Conv", "ConvTranspose")]
+    groups = module_groups(model, ("Conv", "ConvTranspose"))
+    assert list(groups) == weighted and all(groups[name][0] == name for name in weighted)
+    first = [node.name for node in model.graph.node].index(weighted[0])
+    assert sum(map(len, groups.values())) == len(model.graph.node) - first  # every node after the first conv, once
+    assert nodes_in_modules(model, (weighted[1],)) == sorted(groups[weighted[1]])
+    with pytest.raises(BadInputError, match="'stem' is no layer region of this graph: it has no module paths"):
         nodes_in_modules(model, ("stem",))

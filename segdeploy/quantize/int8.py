@@ -120,8 +120,8 @@ def _rank_and_exclude(model, plan: _QdqPlan, meta, held_out, float_nodes: list[s
                       on_group) -> SensitivityReport:
     """Rank module groups with the saved ranges; the ``auto_exclude`` that recover agreement stay float."""
     if not plan.groups:
-        raise BadInputError("this ONNX has no module paths on its nodes; re-export it with this segdeploy "
-                            "to use --sensitivity")
+        raise BadInputError("this ONNX has no Conv, ConvTranspose, MatMul or Gemm left to quantize, so there is "
+                            "nothing for --sensitivity to rank")
     images = [image for image, _ in held_out[1][: config.sensitivity_images]]
     sensitivity = rank_groups(model.SerializeToString(), plan.build, meta, images, plan.groups, float_nodes,
                               on_group)

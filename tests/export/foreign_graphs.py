@@ -43,5 +43,7 @@ def stride_graph(path, stride=4, classes=CLASSES, dims=("n", 3, "h", "w"), aux=F
     inputs = [helper.make_tensor_value_info("input", input_type, list(dims))]
     if second_input:
         inputs.append(helper.make_tensor_value_info("depth", TensorProto.FLOAT, ["n", 1, "h", "w"]))
+    for index, node in enumerate(nodes):  # named, as exporters name them
+        node.name = f"{node.op_type.lower()}_{index}"
     graph = helper.make_graph(nodes, "foreign", inputs, outputs, weights)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))

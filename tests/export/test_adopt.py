@@ -169,3 +169,22 @@ def test_the_adopted_model_quantizes_benches_and_validates_for_build(tmp_path, s
     assert report.reference is not None and report.reference.artifact == str(tmp_path / "a.onnx")
     _, meta, profile = plan_build(tmp_path / "a.onnx", BuildConfig())
     assert profile.opt == (1, 3, 64, 80) and meta.io.output_stride == 4
+
+
+def test_sensitivity_and_exclusions_use_layer_regions_on_adopted_graphs(tmp_path, scenes):
+    from segdeploy.quantize.config import AccuracyGate, QuantConfig
+    from segdeploy.quantize.stage import quantize_onnx
+
+    names = (scenes / "classes.txt").read_text().split()
+    stride_graph(tmp_path / "f.onnx", classes=len(names))
+    adopt_onnx(tmp_path / "f.onnx", tmp_path / "a.onnx", AdoptConfig(LabelConfig(
+        classes=str(scenes / "classes.txt"), input_size=(64, 80))))
+    common = {"precision": "int8", "target": "cpu", "calib": str(scenes / "train"), "num_images": 8,
+              "gate": AccuracyGate(min_agreement=0.0)}
+    report = quantize_onnx(tmp_path / "a.onnx", tmp_path / "s.onnx", QuantConfig(**common, auto_exclude=1))
+    assert [row.group for row in report.sensitivity.rows] == ["conv_1"]  # the one region: the Conv and after
+    with pytest.raises(BadInputError, match="'head' is no layer region of this graph.*conv_1"):
+        quantize_onnx(tmp_path / "a.onnx", tmp_path / "x.onnx", QuantConfig(**common, exclude_modules=("head",)))
+    excluded = quantize_onnx(tmp_path / "a.onnx", tmp_path / "e.onnx",
+                             QuantConfig(**common, exclude_modules=("conv_1",)))
+    assert "conv_1" in excluded.float_nodes
