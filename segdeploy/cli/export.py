@@ -9,9 +9,25 @@ import typer
 from rich.table import Table
 
 from segdeploy.cli import console
-from segdeploy.cli.options import ArchOpt, InputSizeOpt, JsonOpt, NumClassesOpt
+from segdeploy.cli.options import (
+    ArchOpt,
+    ChannelOrderOpt,
+    ClassesOpt,
+    ConventionOpt,
+    DivisorOpt,
+    IgnoreIndexOpt,
+    InputSizeOpt,
+    JsonOpt,
+    MeanOpt,
+    NumClassesOpt,
+    PixelScaleOpt,
+    ResizePolicyOpt,
+    StdOpt,
+    parse_triple,
+)
+from segdeploy.export.adopt_config import Convention
 from segdeploy.export.stage import ExportFormat
-from segdeploy.metadata import InputLayout
+from segdeploy.metadata import InputLayout, ResizePolicy
 
 
 def register(app: typer.Typer) -> None:
@@ -40,9 +56,25 @@ def export_command(
     rtol: Annotated[float | None, typer.Option(help="Relative tolerance (1e-3).")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip verification against eager PyTorch.")] = False,
     recipe: Annotated[Path | None, typer.Option(help="Export recipe TOML (export/*.toml) with defaults.")] = None,
+    model_factory: Annotated[str | None, typer.Option(
+        help="Your own nn.Module: package.module:function that builds it (instead of SOURCE).")] = None,
+    factory_args: Annotated[str, typer.Option(help="Keyword arguments for the factory, a JSON object.")] = "{}",
+    weights: Annotated[Path | None, typer.Option(help="Weights for the factory's module: .pt state dict or "
+                                                      ".safetensors.")] = None,
+    output_name: Annotated[str | None, typer.Option(
+        "--output-name", help="Which output holds the logits: a dict key (out), logits, or a tuple index (0).")] = None,
+    classes: ClassesOpt = None,
+    preprocess: ConventionOpt = Convention.IMAGENET,
+    channel_order: ChannelOrderOpt = None,
+    pixel_scale: PixelScaleOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    resize_policy: ResizePolicyOpt = ResizePolicy.STRETCH,
+    divisor: DivisorOpt = 32,
+    ignore_index: IgnoreIndexOpt = 255,
     json_path: JsonOpt = None,
 ) -> None:
-    """Export a checkpoint or preset to ONNX and verify it against eager PyTorch."""
+    """Export a checkpoint, preset or your own module (--model-factory) to ONNX, verified against eager PyTorch."""
     from segdeploy.errors import UsageError
     from segdeploy.export.config import ExportConfig
     from segdeploy.export.openvino_ir import OpenVinoConfig
@@ -52,8 +84,19 @@ def export_command(
 
     loaded = load_recipe(recipe) if recipe else None
     source = source or (loaded.source if loaded else None)
-    if not source:
-        raise UsageError("give SOURCE (a checkpoint or preset name) or a --recipe that names one")
+    if not source and not model_factory:
+        raise UsageError("give SOURCE (a checkpoint or preset name), --model-factory, or a --recipe that names one")
+    factory = None
+    if model_factory:
+        from segdeploy.export.adopt_config import FactoryConfig, LabelConfig
+
+        labels = LabelConfig(classes, num_classes, preprocess, channel_order, pixel_scale,
+                             parse_triple(mean, "--mean"), parse_triple(std, "--std"), resize_policy, divisor,
+                             parse_hw(input_size) if input_size else None, ignore_index)
+        factory = FactoryConfig(model_factory, factory_args, str(weights) if weights else None, output_name, labels)
+    elif weights or output_name or classes:
+        raise UsageError("--weights, --output-name and --classes describe a model without metadata: use them with "
+                         "--model-factory")
     config = merge_options(
         loaded.config if loaded else ExportConfig(),
         input_size=parse_hw(input_size) if input_size else None,
@@ -65,11 +108,12 @@ def export_command(
         verify=False if no_verify else None,
         verbose=console.STATE.verbose or None,
     )
-    classes = num_classes if num_classes is not None else (loaded.num_classes if loaded else None)
-    output = output or default_export_path(source, format)
-    console.info(f"exporting {source} to {output} ...")
-    console.run_and_report(lambda: export_model(source, output, config, format, OpenVinoConfig(compress_fp16),
-                                                arch=arch, num_classes=classes), _print_result, json_path)
+    count = num_classes if num_classes is not None else (loaded.num_classes if loaded else None)
+    output = output or default_export_path(source or model_factory.rpartition(":")[2], format)
+    console.info(f"exporting {source or model_factory} to {output} ...")
+    console.run_and_report(lambda: export_model(source, output, config, format,
+                                                OpenVinoConfig(compress_fp16), arch=arch, num_classes=count,
+                                                factory=factory), _print_result, json_path)
 
 
 def _print_result(result) -> None:

@@ -78,7 +78,7 @@ def adopt_onnx(model_path: str | os.PathLike, out: str | os.PathLike, config: Ad
     io = TensorIO(input_name=image.name, output_name=output.name, output=kind, **_input_format(image))
     probes, dynamic_batch, dynamic_size = _probe(model.SerializeToString(), pre, io)
     channels = probes[0]["output"][1] if kind == OutputKind.LOGITS else None
-    io = replace(io, **_geometry(probes, output.name))
+    io = replace(io, **output_geometry(probes, output.name))
     names, palette = config.labels.labels(channels, f"output {output.name!r}")
     meta = new_meta("adopted", {"graph": Path(model_path).name}, len(names), class_names=names, palette=palette,
                     preprocess=pre, io=io, ignore_index=config.labels.ignore_index,
@@ -196,7 +196,7 @@ def _probe(model_bytes: bytes, pre: Preprocess, io: TensorIO) -> tuple[list[dict
     return probes, dynamic_batch, dynamic_size
 
 
-def _geometry(probes: list[dict], name: str) -> dict:
+def output_geometry(probes: list[dict], name: str) -> dict:
     """output_stride (the one s with ceil(H / s) x ceil(W / s) at every probed size) or a fixed output_size."""
     pairs = [(tuple(p["input"][1:]), tuple(p["output"][-2:])) for p in probes]
     for probe in probes:

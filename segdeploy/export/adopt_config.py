@@ -8,12 +8,14 @@ Shared by ``segdeploy adopt`` (a foreign ONNX) and the export of a user's own ``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from segdeploy.errors import BadInputError, check_range, convert_choices
+from segdeploy.errors import BadInputError, check_range, convert_choices, shorten
 from segdeploy.metadata import MAX_CLASSES, ChannelOrder, Preprocess, ResizePolicy, default_class_names, default_palette
 from segdeploy.sizes import MAX_SIDE
+
+MAX_FACTORY_ARGS_CHARS = 100_000
 
 
 class Convention(StrEnum):
@@ -88,3 +90,19 @@ class LabelConfig:
         if count is None:
             raise BadInputError(f"{what} holds class ids, not logits: give --classes or --num-classes")
         return names or default_class_names(count), palette or default_palette(count)
+
+
+@dataclass(frozen=True)
+class FactoryConfig:
+    factory: str  # "package.module:function"
+    factory_args: str = "{}"  # a JSON object: the function's keyword arguments
+    weights: str | None = None  # .pt/.pth state dict or .safetensors; None: as the factory made it
+    output_name: str | None = None  # dict key, "logits", or a tuple index; None: "out", "logits" or the first
+    labels: LabelConfig = field(default_factory=LabelConfig)
+
+    def __post_init__(self) -> None:
+        module, _, function = self.factory.partition(":")
+        if not module or not function.isidentifier():
+            raise BadInputError(f"--model-factory takes package.module:function, got {shorten(self.factory, 60)!r}")
+        if self.labels.input_size is None:
+            raise BadInputError("--model-factory needs the eval size: give --input-size HxW")

@@ -52,14 +52,19 @@ def export_onnx(
     model, meta = _resolve(model_or_source, meta)
     _validate(config, meta)
     input_size = config.input_size or tuple(meta.preprocess.eval_size)
+    # A mask is argmax of logits at the input resolution: below it (output stride, fixed size) the graph
+    # upsamples first, and then its output is at the input resolution.
+    upsample = config.with_argmax and meta.io.output_spatial((64, 64)) != (64, 64)
     tensor_io = TensorIO(
         output_name="mask" if config.with_argmax else "logits",
         input_dtype="uint8" if config.fuse_normalize else "float32",
         input_layout=config.input_layout,
         output=OutputKind.MASK if config.with_argmax else OutputKind.LOGITS,
+        output_stride=1 if upsample else meta.io.output_stride,
+        output_size=None if upsample else meta.io.output_size,
     )
     graph = DeployGraph(
-        model, meta.preprocess, config.fuse_normalize, config.input_layout, config.with_argmax
+        model, meta.preprocess, config.fuse_normalize, config.input_layout, config.with_argmax, upsample
     ).eval()
     started = time.perf_counter()
     proto = _trace_to_onnx(graph, tensor_io, input_size, config, meta.preprocess.divisor)
@@ -163,9 +168,10 @@ def _trace_to_onnx(
 def _name_output_dims(proto: onnx.ModelProto, tensor_io: TensorIO) -> None:
     """Name the output's dynamic dims like the input's (the exporter writes sympy expressions).
 
-    The models crop their padding, so output batch/height/width equal the input's.
+    segdeploy's models crop their padding, so output batch/height/width equal the input's; an output below
+    the input resolution (a stride, a fixed size) shares only the batch.
     """
-    names = ["batch", "height", "width"]
+    names = ["batch", "height", "width"] if tensor_io.output_spatial((64, 64)) == (64, 64) else ["batch"]
     if tensor_io.output == OutputKind.LOGITS:
         names.insert(1, None)  # classes: a fixed size
     for dim, name in zip(proto.graph.output[0].type.tensor_type.shape.dim, names):

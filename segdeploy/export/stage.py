@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from segdeploy.errors import CheckFailedError, UsageError
+from segdeploy.export.adopt_config import FactoryConfig
 from segdeploy.export.config import ExportConfig, ExportReport
 from segdeploy.export.openvino_ir import OpenVinoConfig, OpenVinoReport
 
@@ -42,15 +43,21 @@ def default_export_path(source: str | os.PathLike, export_format: ExportFormat) 
     return Path(source.stem + (".xml" if export_format == ExportFormat.OPENVINO else ".onnx"))
 
 
-def export_model(source: str | os.PathLike, out: str | os.PathLike | None = None,
+def export_model(source: str | os.PathLike | None, out: str | os.PathLike | None = None,
                  config: ExportConfig = ExportConfig(), export_format: ExportFormat = ExportFormat.ONNX,
                  openvino: OpenVinoConfig = OpenVinoConfig(), arch: str | None = None,
-                 num_classes: int | None = None) -> ExportResult:
+                 num_classes: int | None = None, factory: FactoryConfig | None = None) -> ExportResult:
     """Export ``source`` (checkpoint, state dict with ``arch``/``num_classes``, preset name, or an ONNX
-    for ``ExportFormat.OPENVINO``); every file written is verified first. ``out`` None: the default path."""
+    for ``ExportFormat.OPENVINO``) or the module ``factory`` builds (then ``source`` is None); every file
+    written is verified first. ``out`` None: the default path (for a factory, named by its function)."""
     export_format = ExportFormat(export_format)
-    out = Path(out) if out is not None else default_export_path(source, export_format)
+    if (source is None) == (factory is None):
+        raise UsageError("give either SOURCE or --model-factory")
+    named = source if source is not None else factory.factory.rpartition(":")[2]
+    out = Path(out) if out is not None else default_export_path(named, export_format)
     try:
+        if factory is not None:
+            return _export_factory(factory, out, config, export_format, openvino)
         return _export(source, out, config, export_format, openvino, arch, num_classes)
     except CheckFailedError as failure:  # the report it carries becomes an ExportResult, as success gives
         report = failure.report
@@ -70,6 +77,19 @@ def _export(source, out: Path, config: ExportConfig, export_format: ExportFormat
     from segdeploy.models.checkpoint import load_model
 
     model, meta = load_model(source, arch=arch, num_classes=num_classes)
+    if export_format == ExportFormat.ONNX:
+        return ExportResult(export_onnx(model, out, config, meta), None)
+    from segdeploy.export.openvino_ir import export_model_to_openvino
+
+    return ExportResult(*export_model_to_openvino(model, meta, out, config, openvino))
+
+
+def _export_factory(factory: FactoryConfig, out: Path, config: ExportConfig, export_format: ExportFormat,
+                    openvino: OpenVinoConfig) -> ExportResult:
+    from segdeploy.export.factory import factory_model
+    from segdeploy.export.onnx_export import export_onnx
+
+    model, meta = factory_model(factory)
     if export_format == ExportFormat.ONNX:
         return ExportResult(export_onnx(model, out, config, meta), None)
     from segdeploy.export.openvino_ir import export_model_to_openvino
