@@ -8,6 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from benchmarks.byo_models import DeepLabLike, deeplab_like
 from segdeploy.artifact_meta import read_onnx_meta
 from segdeploy.cli.app import app
 from segdeploy.data.preprocess import prepare
@@ -16,10 +17,9 @@ from segdeploy.errors import BadInputError
 from segdeploy.export.adopt_config import FactoryConfig, LabelConfig
 from segdeploy.export.factory import factory_model
 from segdeploy.runtime.segmenter import Segmenter
-from tests.export.user_models import DeepLabLike, deeplab_like
 
 runner = CliRunner()
-FACTORY = "tests.export.user_models:deeplab_like"
+FACTORY = "benchmarks.byo_models:deeplab_like"
 
 
 def export(*args):
@@ -77,14 +77,14 @@ def test_weights_from_a_state_dict_and_from_safetensors(tmp_path):
 
 def test_tuple_outputs_take_an_index():
     labels = LabelConfig(input_size=(32, 32))
-    model, meta = factory_model(FactoryConfig("tests.export.user_models:two_heads", labels=labels))
+    model, meta = factory_model(FactoryConfig("benchmarks.byo_models:two_heads", labels=labels))
     assert meta.io.output_stride == 2 and meta.num_classes == 5
-    model, _ = factory_model(FactoryConfig("tests.export.user_models:two_heads", output_name="1", labels=labels))
+    model, _ = factory_model(FactoryConfig("benchmarks.byo_models:two_heads", output_name="1", labels=labels))
     with torch.no_grad():
         batch = torch.zeros(1, 3, 32, 32)
         torch.testing.assert_close(model(batch), model.model(batch)[1])
     with pytest.raises(BadInputError, match="returns a tuple of 2; --output-name takes an index 0-1"):
-        factory_model(FactoryConfig("tests.export.user_models:two_heads", output_name="2", labels=labels))
+        factory_model(FactoryConfig("benchmarks.byo_models:two_heads", output_name="2", labels=labels))
 
 
 def _bad_safetensors(tmp_path):
@@ -109,7 +109,7 @@ def _wrong_weights(tmp_path):
     (FACTORY, ["--output-name", "main"], "the model's output has no 'main'; it has 'out', 'aux'"),
     (FACTORY, ["--classes", "voc"], "has 5 classes (channels); --classes voc has 21"),
     (FACTORY, _bad_safetensors, "bad.safetensors is not a valid .safetensors file"),
-    (FACTORY, _wrong_weights, "does not fit tests.export.user_models:deeplab_like: missing"),
+    (FACTORY, _wrong_weights, "does not fit benchmarks.byo_models:deeplab_like: missing"),
 ])
 def test_bad_factories_and_weights_are_one_line_exit_3(tmp_path, factory, extra, fragment):
     extra = extra(tmp_path) if callable(extra) else extra
