@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from segdeploy.errors import CheckFailedError, UsageError
+from segdeploy.errors import BadInputError, CheckFailedError, UsageError
 from segdeploy.export.adopt_config import FactoryConfig
 from segdeploy.export.config import ExportConfig, ExportReport
 from segdeploy.export.openvino_ir import OpenVinoConfig, OpenVinoReport
@@ -67,6 +67,11 @@ def export_model(source: str | os.PathLike | None, out: str | os.PathLike | None
 
 def _export(source, out: Path, config: ExportConfig, export_format: ExportFormat, openvino: OpenVinoConfig,
             arch: str | None, num_classes: int | None) -> ExportResult:
+    if str(source).endswith(".pt2"):
+        raise BadInputError(f"{Path(source).name}: segdeploy does not load torch.export programs (.pt2): loading one "
+                            "can run code from the file (pickled constants, shape expressions through eval, "
+                            "AOTInductor libraries); export to ONNX and 'segdeploy adopt' it, or use --model-factory "
+                            "with .safetensors weights")
     if str(source).endswith(".onnx"):
         if export_format != ExportFormat.OPENVINO:
             raise UsageError(f"{source} is already ONNX; convert it with --format openvino")

@@ -124,3 +124,9 @@ def test_usage_errors(tmp_path):
     assert_clean_failure(export("--model-factory", FACTORY, "-o", tmp_path / "x.onnx"),
                          "--model-factory needs the eval size: give --input-size HxW")
     assert_clean_failure(export("unet_tiny", "--weights", tmp_path / "w.pt"), "use them with --model-factory", code=2)
+
+
+def test_torch_export_programs_are_refused_unopened(tmp_path):
+    (tmp_path / "model.pt2").write_bytes(b"PK\x03\x04 not opened")
+    assert_clean_failure(export(tmp_path / "model.pt2", "-o", tmp_path / "x.onnx"),
+                         "segdeploy does not load torch.export programs (.pt2): loading one can run code")
