@@ -21,7 +21,7 @@ from segdeploy.cli.options import (
     PixelScaleOpt,
     ResizePolicyOpt,
     StdOpt,
-    parse_triple,
+    label_config,
 )
 from segdeploy.export.adopt_config import Convention
 from segdeploy.metadata import ResizePolicy
@@ -53,12 +53,9 @@ def adopt_command(
 ) -> None:
     """Check a foreign ONNX by running it, then attach segdeploy metadata so every command can use it."""
     from segdeploy.export.adopt import AdoptConfig, adopt_onnx
-    from segdeploy.export.adopt_config import LabelConfig
-    from segdeploy.sizes import parse_hw
 
-    labels = LabelConfig(classes, num_classes, preprocess, channel_order, pixel_scale, parse_triple(mean, "--mean"),
-                         parse_triple(std, "--std"), resize_policy, divisor,
-                         parse_hw(input_size) if input_size else None, ignore_index)
+    labels = label_config(classes, num_classes, preprocess, channel_order, pixel_scale, mean, std, resize_policy,
+                          divisor, input_size, ignore_index)
     console.run_and_report(lambda: adopt_onnx(model, output, AdoptConfig(labels, graph_output, force)), _print,
                            json_path)
 

@@ -23,7 +23,7 @@ from segdeploy.cli.options import (
     PixelScaleOpt,
     ResizePolicyOpt,
     StdOpt,
-    parse_triple,
+    label_config,
 )
 from segdeploy.export.adopt_config import Convention
 from segdeploy.export.stage import ExportFormat
@@ -88,11 +88,10 @@ def export_command(
         raise UsageError("give SOURCE (a checkpoint or preset name), --model-factory, or a --recipe that names one")
     factory = None
     if model_factory:
-        from segdeploy.export.adopt_config import FactoryConfig, LabelConfig
+        from segdeploy.export.adopt_config import FactoryConfig
 
-        labels = LabelConfig(classes, num_classes, preprocess, channel_order, pixel_scale,
-                             parse_triple(mean, "--mean"), parse_triple(std, "--std"), resize_policy, divisor,
-                             parse_hw(input_size) if input_size else None, ignore_index)
+        labels = label_config(classes, num_classes, preprocess, channel_order, pixel_scale, mean, std, resize_policy,
+                              divisor, input_size, ignore_index)
         factory = FactoryConfig(model_factory, factory_args, str(weights) if weights else None, output_name, labels)
     elif weights or output_name or classes:
         raise UsageError("--weights, --output-name and --classes describe a model without metadata: use them with "

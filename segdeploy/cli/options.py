@@ -56,3 +56,14 @@ def parse_triple(text: str | None, name: str) -> tuple[float, ...] | None:
         from segdeploy.errors import BadInputError
 
         raise BadInputError(f"{name} takes three comma-separated numbers, got {text[:40]!r}") from None
+
+
+def label_config(classes, num_classes, preprocess, channel_order, pixel_scale, mean, std, resize_policy, divisor,
+                 input_size, ignore_index):
+    """The LabelConfig that adopt's and export --model-factory's shared options describe."""
+    from segdeploy.export.adopt_config import LabelConfig
+    from segdeploy.sizes import parse_hw
+
+    return LabelConfig(classes, num_classes, preprocess, channel_order, pixel_scale, parse_triple(mean, "--mean"),
+                       parse_triple(std, "--std"), resize_policy, divisor, parse_hw(input_size) if input_size else None,
+                       ignore_index)

@@ -1,4 +1,5 @@
-"""What a foreign model's metadata is made from: labels and the preprocessing convention.
+"""What a foreign model's metadata is made from (labels, the preprocessing convention) and how a user's
+own module is named (``FactoryConfig``); torch-free, so the CLI imports it cheaply.
 
 Shared by ``segdeploy adopt`` (a foreign ONNX) and the export of a user's own ``nn.Module``.
 ``--preprocess`` names a base convention; ``--channel-order``, ``--pixel-scale``, ``--mean`` and
