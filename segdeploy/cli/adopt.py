@@ -45,7 +45,7 @@ def adopt_command(
     resize_policy: ResizePolicyOpt = ResizePolicy.STRETCH,
     divisor: DivisorOpt = 32,
     input_size: InputSizeOpt = None,
-    ignore_index: IgnoreIndexOpt = 255,
+    ignore_index: IgnoreIndexOpt = None,
     graph_output: Annotated[str | None, typer.Option(
         "--output-name", help="The graph output with logits or class ids (default: the first).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace segdeploy metadata the file already has.")] = False,

@@ -71,7 +71,7 @@ def export_command(
     std: StdOpt = None,
     resize_policy: ResizePolicyOpt = ResizePolicy.STRETCH,
     divisor: DivisorOpt = 32,
-    ignore_index: IgnoreIndexOpt = 255,
+    ignore_index: IgnoreIndexOpt = None,
     json_path: JsonOpt = None,
 ) -> None:
     """Export a checkpoint, preset or your own module (--model-factory) to ONNX, verified against eager PyTorch."""

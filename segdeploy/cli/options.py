@@ -43,7 +43,8 @@ MeanOpt = Annotated[str | None, typer.Option(help="Override: mean per channel af
 StdOpt = Annotated[str | None, typer.Option(help="Override: std per channel (> 0), after the pixel scale.")]
 ResizePolicyOpt = Annotated[ResizePolicy, typer.Option(help="stretch, letterbox, or keep (native size, padded).")]
 DivisorOpt = Annotated[int, typer.Option(help="Pad/round input sizes to a multiple of this.")]
-IgnoreIndexOpt = Annotated[int | None, typer.Option(help="Label id ignored by metrics (default 255).")]
+IgnoreIndexOpt = Annotated[int | None, typer.Option(
+    help="Label id ignored by metrics (default: the class set's, 11 for camvid, else 255).")]
 
 
 def parse_triple(text: str | None, name: str) -> tuple[float, ...] | None:

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from segdeploy.data.datasets import CAMVID_CLASSES, CAMVID_PALETTE, VOC_CLASSES
+from segdeploy.data.datasets import CAMVID_CLASSES, CAMVID_IGNORE, CAMVID_PALETTE, VOC_CLASSES
 from segdeploy.errors import BadInputError, shorten
 from segdeploy.fileio import require_file
 from segdeploy.metadata import MAX_CLASSES, default_palette
@@ -40,6 +40,7 @@ CLASS_SETS: dict[str, tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]] 
     "ade20k": (ADE20K_CLASSES, default_palette(len(ADE20K_CLASSES))),
     "voc": (VOC_CLASSES, default_palette(len(VOC_CLASSES))),
 }
+IGNORE_OF_SET = {"camvid": CAMVID_IGNORE}  # the others mark unlabelled pixels 255
 MAX_CLASS_FILE_BYTES = 4 << 20  # 65,536 names of ~60 characters
 _LINE = re.compile(r"^(?P<name>.*?)(?:[\s,]+(?P<rgb>\d{1,3},\s*\d{1,3},\s*\d{1,3}))?$")
 

@@ -81,7 +81,7 @@ def adopt_onnx(model_path: str | os.PathLike, out: str | os.PathLike, config: Ad
     io = replace(io, **output_geometry(probes, output.name))
     names, palette = config.labels.labels(channels, f"output {output.name!r}")
     meta = new_meta("adopted", {"graph": Path(model_path).name}, len(names), class_names=names, palette=palette,
-                    preprocess=pre, io=io, ignore_index=config.labels.ignore_index,
+                    preprocess=pre, io=io, ignore_index=config.labels.ignore(),
                     # The reference later artifacts (quantized, IR) are compared with: the adopted fp32 model itself.
                     source={"path": str(out)})
     meta = meta.with_record("adopt", foreign={"path": str(model_path), "sha256": sha256_file(model_path)},

@@ -46,7 +46,7 @@ class LabelConfig:
     resize_policy: ResizePolicy = ResizePolicy.STRETCH
     divisor: int = 32
     input_size: tuple[int, int] | None = None  # the eval size; required when the graph's H and W are dynamic
-    ignore_index: int | None = 255
+    ignore_index: int | None = None  # None: the class set's own (CamVid's void is 11), else 255
 
     def __post_init__(self) -> None:
         convert_choices(self, {"preprocess": (Convention, "--preprocess"),
@@ -73,6 +73,14 @@ class LabelConfig:
                           pixel_scale=base.pixel_scale if self.pixel_scale is None else self.pixel_scale,
                           mean=tuple(self.mean or base.mean), std=tuple(self.std or base.std),
                           resize_policy=ResizePolicy(self.resize_policy), eval_size=eval_size, divisor=self.divisor)
+
+    def ignore(self) -> int:
+        """The label id metrics ignore: ``ignore_index`` if given, else the class set's, else 255."""
+        from segdeploy.data.class_sets import IGNORE_OF_SET
+
+        if self.ignore_index is not None:
+            return self.ignore_index
+        return IGNORE_OF_SET.get((self.classes or "").lower(), 255)
 
     def labels(self, channels: int | None, what: str) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
         """Class names and palette; ``channels`` is the class count the model shows (None for class ids),

@@ -44,7 +44,7 @@ def factory_model(config: FactoryConfig) -> tuple[nn.Module, ArtifactMeta]:
     geometry = output_geometry(probes, model.describe())
     meta = new_meta("user", {"factory": config.factory, "factory_args": json.loads(config.factory_args)},
                     len(names), class_names=names, palette=palette, preprocess=pre,
-                    io=TensorIO(**geometry), ignore_index=config.labels.ignore_index)
+                    io=TensorIO(**geometry), ignore_index=config.labels.ignore())
     return model, meta.with_record("factory", weights=config.weights, output=model.describe(), probes=probes)
 
 

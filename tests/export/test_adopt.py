@@ -39,6 +39,7 @@ def test_a_stride_4_graph_with_an_auxiliary_output(tmp_path):
     meta = read_onnx_meta(tmp_path / "a.onnx")
     assert meta.io.output_stride == 4 and meta.io.output_size is None and meta.io.output_name == "logits"
     assert meta.io.input_name == "input" and meta.class_names[0] == "sky" and meta.preprocess.eval_size == (66, 90)
+    assert meta.ignore_index == 11  # CamVid's void, as its labels mark it
     record = meta.history[-1]
     assert record["stage"] == "adopt" and record["dynamic_batch"] and record["dynamic_size"]
     assert [p["output"] for p in record["probes"]] == [[1, 11, 17, 23], [1, 11, 25, 31], [2, 11, 17, 23]]
