@@ -164,12 +164,12 @@ def _input_format(image: _Image) -> dict:
 
 def _eval_size(image: _Image, given: tuple[int, int] | None) -> tuple[int, int]:
     layout_hw = (1, 2) if image.elem_type == onnx.TensorProto.UINT8 and image.dims[3] == 3 else (2, 3)
-    static = tuple(image.dims[axis] for axis in layout_hw)
-    if None not in static:
-        if given is not None and tuple(given) != static:
-            raise BadInputError(f"input {image.name!r} is fixed at {format_hw(static)}; --input-size "
+    height, width = (image.dims[axis] for axis in layout_hw)
+    if height is not None and width is not None:
+        if given is not None and tuple(given) != (height, width):
+            raise BadInputError(f"input {image.name!r} is fixed at {format_hw((height, width))}; --input-size "
                                 f"{format_hw(given)} contradicts it")
-        return static  # type: ignore[return-value]
+        return height, width
     if given is None:
         raise BadInputError(f"input {image.name!r} has dynamic height/width: give the eval size with --input-size HxW")
     return given
