@@ -92,6 +92,11 @@ class TensorIO:
     output_stride: int = 1
     output_size: tuple[int, int] | None = None
 
+    @property
+    def below_input_resolution(self) -> bool:
+        """Whether the output may differ in size from the input (a stride above 1 or a fixed size)."""
+        return self.output_stride != 1 or self.output_size is not None
+
     def output_spatial(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """(h, w) of the output for an input of ``input_size`` (H, W)."""
         if self.output_size is not None:

@@ -93,9 +93,9 @@ def export_command(
         labels = label_config(classes, num_classes, preprocess, channel_order, pixel_scale, mean, std, resize_policy,
                               divisor, input_size, ignore_index)
         factory = FactoryConfig(model_factory, factory_args, str(weights) if weights else None, output_name, labels)
-    elif weights or output_name or classes:
-        raise UsageError("--weights, --output-name and --classes describe a model without metadata: use them with "
-                         "--model-factory")
+    elif _factory_options_given(locals()):
+        raise UsageError("--factory-args, --weights, --output-name and the label/preprocessing options describe a "
+                         "model without metadata: use them with --model-factory")
     config = merge_options(
         loaded.config if loaded else ExportConfig(),
         input_size=parse_hw(input_size) if input_size else None,
@@ -113,6 +113,16 @@ def export_command(
     console.run_and_report(lambda: export_model(source, output, config, format,
                                                 OpenVinoConfig(compress_fp16), arch=arch, num_classes=count,
                                                 factory=factory), _print_result, json_path)
+
+
+# Options that only describe a --model-factory module, with their defaults.
+FACTORY_ONLY = {"factory_args": "{}", "weights": None, "output_name": None, "classes": None,
+                "preprocess": Convention.IMAGENET, "channel_order": None, "pixel_scale": None, "mean": None,
+                "std": None, "resize_policy": ResizePolicy.STRETCH, "divisor": 32, "ignore_index": None}
+
+
+def _factory_options_given(options: dict) -> bool:
+    return any(options[name] != default for name, default in FACTORY_ONLY.items())
 
 
 def _print_result(result) -> None:

@@ -73,9 +73,9 @@ def adopt_onnx(model_path: str | os.PathLike, out: str | os.PathLike, config: Ad
     output = _keep_one_output(model, config.output)
     kind = _output_kind(output)
     image = _image_input(model)
-    eval_size = _eval_size(image, config.labels.input_size)
-    pre = config.labels.preprocess_for(eval_size)
-    io = TensorIO(input_name=image.name, output_name=output.name, output=kind, **_input_format(image))
+    input_format = _input_format(image)  # rank and channels checked before any dimension is read
+    pre = config.labels.preprocess_for(_eval_size(image, config.labels.input_size))
+    io = TensorIO(input_name=image.name, output_name=output.name, output=kind, **input_format)
     probes, dynamic_batch, dynamic_size = _probe(model.SerializeToString(), pre, io)
     channels = probes[0]["output"][1] if kind == OutputKind.LOGITS else None
     io = replace(io, **output_geometry(probes, output.name))
@@ -192,8 +192,18 @@ def _probe(model_bytes: bytes, pre: Preprocess, io: TensorIO) -> tuple[list[dict
             image = make_scene(seed, *size)[0]
             batch, _ = prepare(image, replace(pre, eval_size=size, resize_policy=ResizePolicy.STRETCH), io)
             output = model_output(backend.infer(np.repeat(batch, batch_size, axis=0)), io)
+            _check_rank(output, io)
             probes.append({"input": [batch_size, *size], "output": list(output.shape)})
     return probes, dynamic_batch, dynamic_size
+
+
+def _check_rank(output: np.ndarray, io: TensorIO) -> None:
+    """What the graph returned, not what it declares: logits (N, C, h, w), class ids (N, h, w) or (N, 1, h, w)."""
+    wanted = 4 if io.output == OutputKind.LOGITS else 3
+    if output.ndim != wanted:
+        what = "logits (N, C, h, w)" if wanted == 4 else "class ids (N, h, w) or (N, 1, h, w)"
+        raise BadInputError(f"output {io.output_name!r} returned shape {'x'.join(map(str, output.shape))} when run; "
+                            f"adopt takes {what}")
 
 
 def output_geometry(probes: list[dict], name: str) -> dict:

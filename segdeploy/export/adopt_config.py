@@ -87,6 +87,9 @@ class LabelConfig:
         and must agree with ``--classes``/``--num-classes``; ``what`` names the output in the error."""
         from segdeploy.data.class_sets import resolve_classes
 
+        if channels == 1:
+            raise BadInputError(f"{what} has 1 channel: a single-logit (sigmoid) model; segdeploy's masks are the "
+                                "argmax over 2 or more classes: export the model with two output channels")
         names, palette = resolve_classes(self.classes) if self.classes else (None, None)
         count = len(names) if names else self.num_classes
         if names and self.num_classes is not None and self.num_classes != len(names):

@@ -40,7 +40,7 @@ def factory_model(config: FactoryConfig) -> tuple[nn.Module, ArtifactMeta]:
     pre = config.labels.preprocess_for(config.labels.input_size)
     probes = _probe(model, pre)
     channels = probes[0]["output"][1]
-    names, palette = config.labels.labels(channels, f"the model's output {model.describe()}")
+    names, palette = config.labels.labels(channels, model.describe())
     geometry = output_geometry(probes, model.describe())
     meta = new_meta("user", {"factory": config.factory, "factory_args": json.loads(config.factory_args)},
                     len(names), class_names=names, palette=palette, preprocess=pre,
@@ -118,7 +118,7 @@ class SelectOutput(nn.Module):
         self.model, self.output = model, output
 
     def describe(self) -> str:
-        return "" if self.output is None else repr(self.output)
+        return "the model's output" + ("" if self.output is None else f" {self.output!r}")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return select(self.model(images), self.output)
@@ -130,6 +130,8 @@ def select(result: Any, output: str | None) -> torch.Tensor:
         return result
     if isinstance(result, dict) or hasattr(result, "keys"):
         keys = list(result.keys())
+        if not keys:
+            raise BadInputError("the model returns an empty dict; it has no logits to export")
         key = output if output is not None else next((k for k in ("out", "logits") if k in keys), keys[0])
         if key not in keys:
             raise BadInputError(f"the model's output has no {key!r}; it has {', '.join(map(repr, keys))}")
@@ -150,8 +152,14 @@ def _probe(model: nn.Module, pre) -> list[dict]:
     probes = []
     for seed, size in enumerate((pre.eval_size, tuple(min(MAX_SIDE, s + pre.divisor) for s in pre.eval_size))):
         batch = normalize(make_scene(seed, *size)[0][None], pre)
-        with torch.no_grad():
-            output = model(torch.from_numpy(batch))
+        try:
+            with torch.no_grad():
+                output = model(torch.from_numpy(batch))
+        except BadInputError:
+            raise
+        except Exception as exc:  # the user's forward: its failure is named as theirs
+            raise BadInputError(f"the model's forward raised {type(exc).__name__} on a 1x3x{size[0]}x{size[1]} "
+                                f"input: {library_reason(exc, 120)}") from exc
         if not isinstance(output, torch.Tensor) or output.ndim != 4 or not output.is_floating_point():
             shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
             raise BadInputError(f"the selected output is {shape}; export takes logits (N, C, h, w)")

@@ -54,7 +54,7 @@ def export_onnx(
     input_size = config.input_size or tuple(meta.preprocess.eval_size)
     # A mask is argmax of logits at the input resolution: below it (output stride, fixed size) the graph
     # upsamples first, and then its output is at the input resolution.
-    upsample = config.with_argmax and meta.io.output_spatial((64, 64)) != (64, 64)
+    upsample = config.with_argmax and meta.io.below_input_resolution
     tensor_io = TensorIO(
         output_name="mask" if config.with_argmax else "logits",
         input_dtype="uint8" if config.fuse_normalize else "float32",
@@ -171,7 +171,7 @@ def _name_output_dims(proto: onnx.ModelProto, tensor_io: TensorIO) -> None:
     segdeploy's models crop their padding, so output batch/height/width equal the input's; an output below
     the input resolution (a stride, a fixed size) shares only the batch.
     """
-    names = ["batch", "height", "width"] if tensor_io.output_spatial((64, 64)) == (64, 64) else ["batch"]
+    names = ["batch"] if tensor_io.below_input_resolution else ["batch", "height", "width"]
     if tensor_io.output == OutputKind.LOGITS:
         names.insert(1, None)  # classes: a fixed size
     for dim, name in zip(proto.graph.output[0].type.tensor_type.shape.dim, names):

@@ -21,7 +21,7 @@ import numpy as np
 from segdeploy.artifact_meta import attach_openvino_metadata, read_metadata
 from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from segdeploy.backends.openvino_backend import OpenVinoBackend
-from segdeploy.data.preprocess import prepare
+from segdeploy.data.preprocess import model_output, prepare
 from segdeploy.data.synthetic import make_scenes
 from segdeploy.errors import BadInputError, CheckFailedError, require
 from segdeploy.export.config import DEFAULT_ATOL, DEFAULT_MARGIN, DEFAULT_MIN_AGREEMENT, DEFAULT_RTOL, VerificationCase
@@ -116,7 +116,7 @@ def _verify(onnx_path, xml: Path, meta, config: OpenVinoConfig) -> VerificationC
         batch_dim = reference.input_spec.shape[0] if reference.input_spec.shape else None
         images, _ = make_scenes(batch_dim or 2, height, width, seed=11)
         batch = np.concatenate([prepare(image, meta.preprocess, meta.io)[0] for image in images])
-        expected, actual = reference.infer(batch), candidate.infer(batch)
+        expected, actual = (model_output(backend.infer(batch), meta.io) for backend in (reference, candidate))
     if meta.io.output == OutputKind.MASK:
         return compare_masks(actual, np.eye(meta.num_classes, dtype=np.float32)[expected].transpose(0, 3, 1, 2),
                              DEFAULT_MIN_AGREEMENT, DEFAULT_MARGIN)

@@ -95,6 +95,7 @@ def _export_factory(factory: FactoryConfig, out: Path, config: ExportConfig, exp
     from segdeploy.export.onnx_export import export_onnx
 
     model, meta = factory_model(factory)
+    meta = meta.replace(source={"path": str(out)})  # no eager checkpoint: later artifacts compare with this ONNX
     if export_format == ExportFormat.ONNX:
         return ExportResult(export_onnx(model, out, config, meta), None)
     from segdeploy.export.openvino_ir import export_model_to_openvino

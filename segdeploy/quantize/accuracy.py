@@ -18,7 +18,7 @@ import numpy as np
 from segdeploy.backends.base import Backend
 from segdeploy.backends.onnxruntime_backend import OnnxRuntimeBackend
 from segdeploy.data.datasets import SegDataset, open_dataset, open_image_folder
-from segdeploy.data.preprocess import postprocess, preprocess
+from segdeploy.data.preprocess import model_output, postprocess, prepare
 from segdeploy.data.synthetic import make_scenes
 from segdeploy.errors import BadInputError
 from segdeploy.metadata import ArtifactMeta
@@ -72,8 +72,8 @@ def predict_masks(model: bytes | Path, meta: ArtifactMeta, images: list[np.ndarr
     with _backend(model, runtime) as backend:
         masks = []
         for image in images:
-            batch, placement = preprocess(image, meta.preprocess)
-            masks.append(postprocess(backend.infer(batch)[0], placement))
+            batch, placement = prepare(image, meta.preprocess, meta.io)
+            masks.append(postprocess(model_output(backend.infer(batch), meta.io)[0], placement))
     return masks
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 import pytest
 from typer.testing import CliRunner
@@ -120,6 +121,8 @@ def test_external_data_beside_the_model_works_and_missing_is_one_line(tmp_path):
     ({}, ["--mean", "a,b,c"], "--mean takes three comma-separated numbers, got 'a,b,c'"),
     ({}, ["--classes", "kitti"], "--classes 'kitti' is neither a known set (camvid, cityscapes, ade20k, voc)"),
     ({"dims": (1, 4, 64, 64)}, [], "input 'input' is float 1x4x64x64; adopt takes float NCHW images with 3 channels"),
+    ({"dims": ("n", 3, "h")}, [], "input 'input' is float ?x3x?; adopt takes float NCHW images with 3 channels"),
+    ({"classes": 1}, [], "output 'logits' has 1 channel: a single-logit (sigmoid) model"),
 ])
 def test_bad_graphs_and_options_are_one_line_exit_3(tmp_path, graph, options, fragment):
     stride_graph(tmp_path / "f.onnx", **graph)
@@ -189,3 +192,17 @@ def test_sensitivity_and_exclusions_use_layer_regions_on_adopted_graphs(tmp_path
     excluded = quantize_onnx(tmp_path / "a.onnx", tmp_path / "e.onnx",
                              QuantConfig(**common, exclude_modules=("conv_1",)))
     assert "conv_1" in excluded.float_nodes
+
+
+def test_a_n1hw_class_map_through_quantize_accuracy_and_openvino(tmp_path):
+    from segdeploy.export.openvino_ir import export_openvino
+    from segdeploy.quantize.accuracy import predict_masks
+
+    stride_graph(tmp_path / "f.onnx", class_map="n1hw")
+    meta = adopt_onnx(tmp_path / "f.onnx", tmp_path / "a.onnx",
+                      AdoptConfig(LabelConfig(classes="camvid", input_size=(64, 64)))).meta
+    masks = predict_masks(tmp_path / "a.onnx", meta, list(make_scenes(2, 70, 90)[0]))
+    assert all(mask.shape == (70, 90) for mask in masks) and len(set(np.unique(np.stack(masks)))) > 1
+    export_openvino(tmp_path / "a.onnx", tmp_path / "a.xml")  # verified against ONNX Runtime on the class ids
+    with Segmenter(tmp_path / "a.xml") as segmenter:
+        assert (segmenter.predict(make_scenes(1, 70, 90)[0][0]) == masks[0]).mean() >= 0.99

@@ -103,6 +103,8 @@ def _wrong_weights(tmp_path):
     ("tests.export.user_models:missing", [], "tests.export.user_models has no function 'missing'"),
     ("tests.export.user_models:not_a_module", [], "returned a str, not a torch nn.Module"),
     ("tests.export.user_models:raises", [], "raised ValueError: the factory needs a config file"),
+    ("tests.export.user_models:broken_forward", [], "the model's forward raised RuntimeError on a 1x3x32x32 input: "
+                                                    "shapes do not match"),
     ("tests.export.user_models", [], "--model-factory takes package.module:function"),
     (FACTORY, ["--factory-args", "[1, 2]"], "--factory-args must be a JSON object of keyword arguments, got list"),
     (FACTORY, ["--factory-args", "{nope"], "--factory-args is not JSON"),
@@ -124,6 +126,7 @@ def test_usage_errors(tmp_path):
     assert_clean_failure(export("--model-factory", FACTORY, "-o", tmp_path / "x.onnx"),
                          "--model-factory needs the eval size: give --input-size HxW")
     assert_clean_failure(export("unet_tiny", "--weights", tmp_path / "w.pt"), "use them with --model-factory", code=2)
+    assert_clean_failure(export("unet_tiny", "--mean", "0.5,0.5,0.5"), "use them with --model-factory", code=2)
 
 
 def test_torch_export_programs_are_refused_unopened(tmp_path):

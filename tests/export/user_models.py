@@ -11,3 +11,12 @@ def not_a_module() -> str:
 
 def raises() -> nn.Module:
     raise ValueError("the factory needs a config file")
+
+
+class _Broken(nn.Module):
+    def forward(self, images):
+        raise RuntimeError("shapes do not match: 3 vs 4")
+
+
+def broken_forward() -> nn.Module:
+    return _Broken()
