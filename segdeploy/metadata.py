@@ -19,7 +19,10 @@ from segdeploy import __version__
 from segdeploy.errors import BadInputError, library_reason, shorten
 from segdeploy.sizes import MAX_SIDE
 
-SCHEMA_VERSION = 1
+# 2: io.output_stride / io.output_size (outputs below the input resolution). Metadata that uses neither is
+# still written as 1, so segdeploy versions before 2 keep reading it; those versions refuse a 2 ("upgrade")
+# instead of post-processing a strided output as if it were at the input resolution.
+SCHEMA_VERSION = 2
 ONNX_METADATA_KEY = "segdeploy"
 
 
@@ -132,7 +135,8 @@ class ArtifactMeta:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict (lists, str, numbers) with ``schema_version``."""
-        return {"schema_version": SCHEMA_VERSION, **_plain(dataclasses.asdict(self))}
+        version = SCHEMA_VERSION if self.io.below_input_resolution else 1
+        return {"schema_version": version, **_plain(dataclasses.asdict(self))}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

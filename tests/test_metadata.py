@@ -5,7 +5,15 @@ import pytest
 
 from segdeploy.artifact_meta import attach_metadata, read_metadata
 from segdeploy.errors import BadInputError
-from segdeploy.metadata import SCHEMA_VERSION, ArtifactMeta, OutputKind, Precision, default_palette, new_meta
+from segdeploy.metadata import (
+    SCHEMA_VERSION,
+    ArtifactMeta,
+    OutputKind,
+    Precision,
+    TensorIO,
+    default_palette,
+    new_meta,
+)
 from segdeploy.sizes import parse_hw, parse_hw_list
 
 
@@ -18,9 +26,18 @@ def test_dict_and_json_round_trip_keep_every_field():
     again = ArtifactMeta.from_json(meta.to_json())
     assert again == meta
     data = json.loads(meta.to_json())
-    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["schema_version"] == 1  # nothing of version 2 used: older segdeploy still reads it
     assert data["preprocess"]["eval_size"] == [360, 480]
     assert data["io"]["output"] == "logits" and data["precision"] == "fp16"
+
+
+def test_a_strided_output_is_schema_2_and_round_trips():
+    meta = _meta().replace(io=TensorIO(output_stride=4))
+    data = json.loads(meta.to_json())
+    assert data["schema_version"] == SCHEMA_VERSION == 2 and data["io"]["output_stride"] == 4
+    assert ArtifactMeta.from_json(meta.to_json()) == meta
+    fixed = _meta().replace(io=TensorIO(output_size=(16, 20)))
+    assert ArtifactMeta.from_json(fixed.to_json()).io.output_size == (16, 20)
 
 
 @pytest.mark.parametrize(
