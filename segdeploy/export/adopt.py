@@ -70,6 +70,7 @@ def adopt_onnx(model_path: str | os.PathLike, out: str | os.PathLike, config: Ad
     if artifact_format(out) != ArtifactFormat.ONNX:
         raise BadInputError(f"adopt writes an ONNX file; give -o NAME.onnx, not {Path(out).name}")
     model = _load(model_path, config.force)
+    _name_unnamed_nodes(model)
     output = _keep_one_output(model, config.output)
     kind = _output_kind(output)
     image = _image_input(model)
@@ -103,6 +104,14 @@ def _load(path: str | os.PathLike, force: bool) -> onnx.ModelProto:
         raise BadInputError(f"{path.name} already carries segdeploy metadata; use it as it is, or --force to "
                             "replace it")
     return load_onnx(path)
+
+
+def _name_unnamed_nodes(model: onnx.ModelProto) -> None:
+    """Give unnamed nodes the names layer regions call them (``Conv_12``): exclusions and sensitivity name
+    nodes. Tensor names, which the user's code may use, are never changed."""
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
 
 
 def _keep_one_output(model: onnx.ModelProto, name: str | None) -> onnx.ValueInfoProto:

@@ -206,3 +206,15 @@ def test_a_n1hw_class_map_through_quantize_accuracy_and_openvino(tmp_path):
     export_openvino(tmp_path / "a.onnx", tmp_path / "a.xml")  # verified against ONNX Runtime on the class ids
     with Segmenter(tmp_path / "a.xml") as segmenter:
         assert (segmenter.predict(make_scenes(1, 70, 90)[0][0]) == masks[0]).mean() >= 0.99
+
+
+def test_unnamed_nodes_get_the_names_their_layer_regions_have(tmp_path):
+    stride_graph(tmp_path / "f.onnx")
+    model = onnx.load(tmp_path / "f.onnx")
+    for node in model.graph.node:
+        node.name = ""
+    onnx.save(model, tmp_path / "unnamed.onnx")
+    adopt_onnx(tmp_path / "unnamed.onnx", tmp_path / "a.onnx", AdoptConfig(LabelConfig(input_size=(64, 64))))
+    adopted = onnx.load(tmp_path / "a.onnx")
+    assert [node.name for node in adopted.graph.node] == ["AveragePool_0", "Conv_1"]
+    assert [o.name for o in adopted.graph.output] == ["logits"] and adopted.graph.input[0].name == "input"
