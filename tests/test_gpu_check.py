@@ -40,6 +40,7 @@ def test_without_a_gpu_it_exits_4_with_one_line_and_writes_nothing(command):
     assert _snapshot(ROOT / "benchmarks") == before
 
 
+@pytest.mark.slow
 def test_gpu_bench_report_on_the_cpu(tmp_path):
     result = subprocess.run([sys.executable, "benchmarks/gpu_bench.py", "--device", "cpu", "--models", "unet_tiny",
                              "--batches", "1,2", "--calls", "2", "--out", str(tmp_path)],

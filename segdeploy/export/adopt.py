@@ -200,10 +200,27 @@ def _probe(model_bytes: bytes, pre: Preprocess, io: TensorIO) -> tuple[list[dict
         for seed, (batch_size, size) in enumerate(sizes):
             image = make_scene(seed, *size)[0]
             batch, _ = prepare(image, replace(pre, eval_size=size, resize_policy=ResizePolicy.STRETCH), io)
-            output = model_output(backend.infer(np.repeat(batch, batch_size, axis=0)), io)
+            try:
+                output = model_output(backend.infer(np.repeat(batch, batch_size, axis=0)), io)
+            except BadInputError as exc:
+                if seed == 0:
+                    raise
+                raise _not_really_dynamic(io.input_name, batch_size, size, pre.eval_size, exc) from exc
             _check_rank(output, io)
             probes.append({"input": [batch_size, *size], "output": list(output.shape)})
     return probes, dynamic_batch, dynamic_size
+
+
+def _not_really_dynamic(name: str, batch_size: int, size: tuple[int, int], eval_size: tuple[int, int],
+                        failure: BadInputError) -> BadInputError:
+    """A graph that declares a dynamic batch or size but runs only at its export shape (sizes baked into its
+    Reshapes, as legacy exporters do): say so, and how to fix its input instead."""
+    what = "batch" if batch_size > 1 else "height/width"
+    reason = str(failure).partition(": ")[2] or str(failure)
+    return BadInputError(f"input {name!r} declares a dynamic {what} but the graph does not run at batch {batch_size}, "
+                         f"{format_hw(size)} ({reason[:120]}); re-export it with working dynamic axes, or fix the "
+                         f"input to 1x3x{format_hw(eval_size)} first "
+                         "(python -m onnxruntime.tools.make_dynamic_shape_fixed)")
 
 
 def _check_rank(output: np.ndarray, io: TensorIO) -> None:

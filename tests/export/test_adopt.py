@@ -194,6 +194,7 @@ def test_sensitivity_and_exclusions_use_layer_regions_on_adopted_graphs(tmp_path
     assert "conv_1" in excluded.float_nodes
 
 
+@pytest.mark.slow
 def test_a_n1hw_class_map_through_quantize_accuracy_and_openvino(tmp_path):
     from segdeploy.export.openvino_ir import export_openvino
     from segdeploy.quantize.accuracy import predict_masks
@@ -218,3 +219,17 @@ def test_unnamed_nodes_get_the_names_their_layer_regions_have(tmp_path):
     adopted = onnx.load(tmp_path / "a.onnx")
     assert [node.name for node in adopted.graph.node] == ["AveragePool_0", "Conv_1"]
     assert [o.name for o in adopted.graph.output] == ["logits"] and adopted.graph.input[0].name == "input"
+
+
+def test_a_graph_that_only_runs_at_its_export_size_is_one_line(tmp_path):
+    """Dynamic axes declared, sizes baked into a Reshape (as legacy exporters leave them)."""
+    stride_graph(tmp_path / "f.onnx")
+    model = onnx.load(tmp_path / "f.onnx")
+    shape = onnx.numpy_helper.from_array(np.array([1, CLASSES, 16, 16], np.int64), "baked")
+    model.graph.initializer.append(shape)
+    model.graph.node.append(onnx.helper.make_node("Reshape", ["logits", "baked"], ["fixed"], name="reshape_9"))
+    model.graph.output[0].CopyFrom(onnx.helper.make_tensor_value_info("fixed", onnx.TensorProto.FLOAT,
+                                                                      ["n", CLASSES, "a", "b"]))
+    onnx.save(model, tmp_path / "baked.onnx")
+    assert_clean_failure(adopt(tmp_path / "baked.onnx", "-o", tmp_path / "a.onnx", "--input-size", "64x64"),
+                         "input 'input' declares a dynamic height/width but the graph does not run at batch 1, 96x96")

@@ -43,6 +43,7 @@ def deeplab_onnx(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_a_dict_output_at_stride_8_exports_verified_and_aligned(deeplab_onnx):
     meta = read_onnx_meta(deeplab_onnx)
     assert meta.io.output_stride == 8 and meta.class_names[0] == "sky" and meta.arch == "user"
