@@ -100,6 +100,12 @@ class TensorIO:
         """Whether the output may differ in size from the input (a stride above 1 or a fixed size)."""
         return self.output_stride != 1 or self.output_size is not None
 
+    def describe_geometry(self) -> str:
+        """``stride 4``, ``a fixed 16x20`` or ``the input resolution``."""
+        if self.output_size is not None:
+            return f"a fixed {self.output_size[0]}x{self.output_size[1]}"
+        return f"stride {self.output_stride}" if self.output_stride > 1 else "the input resolution"
+
     def output_spatial(self, input_size: tuple[int, int]) -> tuple[int, int]:
         """(h, w) of the output for an input of ``input_size`` (H, W)."""
         if self.output_size is not None:
@@ -124,6 +130,13 @@ class ArtifactMeta:
     created_by: str = f"segdeploy {__version__}"
     # Stage records (export options, verification figures, training summary ...).
     history: tuple[dict[str, Any], ...] = ()
+
+    def output_shape(self, batch_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The output shape the model must return for an input batch of ``batch_shape``: (N, classes, h, w)
+        logits or (N, h, w) class ids, h and w per the output stride or fixed size."""
+        spatial = batch_shape[1:3] if self.io.input_layout == InputLayout.NHWC else batch_shape[2:4]
+        classes = () if self.io.output == OutputKind.MASK else (self.num_classes,)
+        return (batch_shape[0], *classes, *self.io.output_spatial((int(spatial[0]), int(spatial[1]))))
 
     def replace(self, **changes: Any) -> ArtifactMeta:
         """A copy with ``changes`` applied (the instance itself is frozen)."""

@@ -85,11 +85,23 @@ def layer_regions(model: onnx.ModelProto, op_types: tuple[str, ...] = REGION_OPS
     current = None
     for index, node in enumerate(model.graph.node):
         if node.op_type in op_types:
-            current = node.name or f"{node.op_type}_{index}"
+            current = node_label(node, index)
             regions[current] = []
         if current is not None:
-            regions[current].append(node.name)
+            regions[current].append(node_label(node, index))
     return regions
+
+
+def node_label(node: onnx.NodeProto, index: int) -> str:
+    """A node's name, or for an unnamed one ``<op>_<index in the graph>`` (what ``name_unnamed_nodes`` gives it)."""
+    return node.name or f"{node.op_type}_{index}"
+
+
+def name_unnamed_nodes(model: onnx.ModelProto) -> None:
+    """Give unnamed nodes their ``node_label``: exclusions and sensitivity address nodes by name. Tensor names,
+    which the user's code may use, are never changed."""
+    for index, node in enumerate(model.graph.node):
+        node.name = node_label(node, index)
 
 
 def _inside(path: str, module: str) -> bool:

@@ -63,12 +63,11 @@ def adopt_command(
 def _print(report) -> None:
     meta = report.meta
     io, pre = meta.io, meta.preprocess
-    geometry = (f"stride {io.output_stride}" if io.output_size is None else f"fixed {format_hw(io.output_size)}")
     runs = ", ".join(f"{p['input'][0]}x{format_hw(p['input'][1:])} -> {'x'.join(map(str, p['output']))}"
                      for p in report.probes)
     console.out.print(
         f"wrote {report.output}: input {io.input_name!r} {io.input_dtype} {io.input_layout} "
         f"({'dynamic' if report.dynamic_batch else 'static'} batch, "
         f"{'dynamic' if report.dynamic_size else 'static'} size, eval {format_hw(pre.eval_size)}), output "
-        f"{io.output_name!r} {io.output} at {geometry}, {meta.num_classes} classes; checked by running {runs} "
-        f"({report.seconds:.1f} s)")
+        f"{io.output_name!r} {io.output} at {io.describe_geometry()}, {meta.num_classes} classes; checked by "
+        f"running {runs} ({report.seconds:.1f} s)")

@@ -65,7 +65,7 @@ def _print_artifact(result: dict) -> None:
         ("preprocess", f"{pre['channel_order']}, scale {pre['pixel_scale']:.6g}, mean {pre['mean']}, "
                        f"std {pre['std']}, {pre['resize_policy']}, eval {pre['eval_size'][0]}x{pre['eval_size'][1]}, "
                        f"divisor {pre['divisor']}"),
-        ("predicts", _output_geometry(meta["io"])),
+        ("predicts", _output_geometry(meta)),
     ]
     if "params" in result:
         rows.append(("params", f"{result['params'] / 1e6:.3f} M"))
@@ -100,9 +100,9 @@ def _print_env(result: dict) -> None:
     console.out.print(table)
 
 
-def _output_geometry(io: dict) -> str:
-    """``logits at stride 4`` / ``mask at a fixed 64x64`` (the input resolution for stride 1)."""
-    size = io.get("output_size")
-    where = (f"a fixed {size[0]}x{size[1]}" if size else
-             f"stride {io.get('output_stride', 1)}" if io.get("output_stride", 1) > 1 else "the input resolution")
-    return f"{io['output']} at {where}"
+def _output_geometry(meta: dict) -> str:
+    """``logits at stride 4``, ``mask at the input resolution``: read back through the metadata's own types."""
+    from segdeploy.metadata import ArtifactMeta
+
+    io = ArtifactMeta.from_dict(meta).io
+    return f"{io.output} at {io.describe_geometry()}"

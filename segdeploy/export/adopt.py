@@ -35,6 +35,7 @@ from segdeploy.metadata import (
     TensorIO,
     new_meta,
 )
+from segdeploy.module_paths import name_unnamed_nodes
 from segdeploy.onnx_graph import load_onnx
 from segdeploy.sizes import MAX_SIDE, format_hw
 
@@ -70,7 +71,7 @@ def adopt_onnx(model_path: str | os.PathLike, out: str | os.PathLike, config: Ad
     if artifact_format(out) != ArtifactFormat.ONNX:
         raise BadInputError(f"adopt writes an ONNX file; give -o NAME.onnx, not {Path(out).name}")
     model = _load(model_path, config.force)
-    _name_unnamed_nodes(model)
+    name_unnamed_nodes(model)  # the names layer regions give them
     output = _keep_one_output(model, config.output)
     kind = _output_kind(output)
     image = _image_input(model)
@@ -104,14 +105,6 @@ def _load(path: str | os.PathLike, force: bool) -> onnx.ModelProto:
         raise BadInputError(f"{path.name} already carries segdeploy metadata; use it as it is, or --force to "
                             "replace it")
     return load_onnx(path)
-
-
-def _name_unnamed_nodes(model: onnx.ModelProto) -> None:
-    """Give unnamed nodes the names layer regions call them (``Conv_12``): exclusions and sensitivity name
-    nodes. Tensor names, which the user's code may use, are never changed."""
-    for index, node in enumerate(model.graph.node):
-        if not node.name:
-            node.name = f"{node.op_type}_{index}"
 
 
 def _keep_one_output(model: onnx.ModelProto, name: str | None) -> onnx.ValueInfoProto:
@@ -191,9 +184,9 @@ def _probe(model_bytes: bytes, pre: Preprocess, io: TensorIO) -> tuple[list[dict
         shape = backend.input_spec.shape or (None,) * 4
         hw_axes = (1, 2) if io.input_layout == InputLayout.NHWC else (2, 3)
         dynamic_batch, dynamic_size = shape[0] is None, any(shape[axis] is None for axis in hw_axes)
-        sizes = [(1, pre.eval_size)]
+        first, second = probe_sizes(pre)
+        sizes = [(1, first)]
         if dynamic_size:
-            second = tuple(min(MAX_SIDE, side + pre.divisor) for side in pre.eval_size)
             sizes.append((1, second))
         if dynamic_batch:
             sizes.append((2, pre.eval_size))
@@ -223,6 +216,11 @@ def _not_really_dynamic(name: str, batch_size: int, size: tuple[int, int], eval_
                          "(python -m onnxruntime.tools.make_dynamic_shape_fixed)")
 
 
+def probe_sizes(pre: Preprocess) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The eval size and one divisor step larger (capped at MAX_SIDE): where a model's output geometry is read."""
+    return pre.eval_size, (min(MAX_SIDE, pre.eval_size[0] + pre.divisor), min(MAX_SIDE, pre.eval_size[1] + pre.divisor))
+
+
 def _check_rank(output: np.ndarray, io: TensorIO) -> None:
     """What the graph returned, not what it declares: logits (N, C, h, w), class ids (N, h, w) or (N, 1, h, w)."""
     wanted = 4 if io.output == OutputKind.LOGITS else 3
@@ -240,7 +238,7 @@ def output_geometry(probes: list[dict], name: str) -> dict:
             raise BadInputError(f"output {name!r} has batch {probe['output'][0]} for an input batch of "
                                 f"{probe['input'][0]}")
     for stride in range(1, MAX_STRIDE + 1):
-        if all(out == (-(-h // stride), -(-w // stride)) for (h, w), out in pairs):
+        if all(out == TensorIO(output_stride=stride).output_spatial(size) for size, out in pairs):
             return {"output_stride": stride, "output_size": None}
     if len({out for _, out in pairs}) == 1:
         return {"output_stride": 1, "output_size": pairs[0][1]}
@@ -257,10 +255,11 @@ def _write_checked(model: onnx.ModelProto, out: Path) -> None:
     batch, placement = prepare(image, meta.preprocess, meta.io)
     with OnnxRuntimeBackend(model.SerializeToString()) as backend:
         output = model_output(backend.infer(batch), meta.io)
-    expected = meta.io.output_spatial(placement.input_size)
-    if output.shape[-2:] != expected:
-        raise BadInputError(f"output {meta.io.output_name!r} is {format_hw(output.shape[-2:])} for a "
-                            f"{format_hw(placement.input_size)} input, not {format_hw(expected)} as its probes showed")
+    expected = meta.output_shape(batch.shape)
+    if output.shape != expected:
+        raise BadInputError(f"output {meta.io.output_name!r} is {'x'.join(map(str, output.shape))} for a "
+                            f"{format_hw(placement.input_size)} input, not {'x'.join(map(str, expected))} as its "
+                            "probes showed")
     mask = postprocess(output[0], placement)
     assert mask.shape == image.shape[:2]  # post-processing's own contract
     with atomic_output(out) as tmp:

@@ -24,11 +24,10 @@ from segdeploy.artifact_meta import read_checkpoint
 from segdeploy.data.preprocess import normalize
 from segdeploy.data.synthetic import make_scene
 from segdeploy.errors import BadInputError, library_reason
-from segdeploy.export.adopt import output_geometry
+from segdeploy.export.adopt import output_geometry, probe_sizes
 from segdeploy.export.adopt_config import MAX_FACTORY_ARGS_CHARS, FactoryConfig
 from segdeploy.metadata import ArtifactMeta, TensorIO, new_meta
 from segdeploy.models.checkpoint import check_state_fits
-from segdeploy.sizes import MAX_SIDE
 
 
 def factory_model(config: FactoryConfig) -> tuple[nn.Module, ArtifactMeta]:
@@ -150,7 +149,7 @@ def select(result: Any, output: str | None) -> torch.Tensor:
 def _probe(model: nn.Module, pre) -> list[dict]:
     """Output shapes of the eager model at the eval size and one divisor step larger (as adopt probes)."""
     probes = []
-    for seed, size in enumerate((pre.eval_size, tuple(min(MAX_SIDE, s + pre.divisor) for s in pre.eval_size))):
+    for seed, size in enumerate(probe_sizes(pre)):
         batch = normalize(make_scene(seed, *size)[0][None], pre)
         try:
             with torch.no_grad():

@@ -25,7 +25,7 @@ from segdeploy.artifact_meta import read_artifact_meta
 from segdeploy.data.preprocess import Placement, model_output, postprocess, prepare, resize_logits, to_bgr_uint8
 from segdeploy.errors import BadInputError, SegdeployWarning, UsageError
 from segdeploy.isa import isa_class
-from segdeploy.metadata import ArtifactMeta, InputLayout, OutputKind
+from segdeploy.metadata import ArtifactMeta, OutputKind
 from segdeploy.runtime.artifacts import BackendOptions, backend_for, make_backend
 from segdeploy.runtime.tiling import tiled_mask
 from segdeploy.sizes import parse_hw
@@ -93,10 +93,7 @@ class Segmenter:
         """The output must be what the metadata promises for this batch: (N, classes, H, W) logits or (N, H, W)
         class ids. A damaged artifact can compile and run yet return another shape (an empty axis, a channel
         count from a flipped weight) that would fail later as an IndexError."""
-        io = self.meta.io
-        spatial = batch.shape[1:3] if io.input_layout == InputLayout.NHWC else batch.shape[2:4]
-        classes = () if io.output == OutputKind.MASK else (self.meta.num_classes,)
-        expected = (batch.shape[0], *classes, *io.output_spatial(tuple(spatial)))
+        expected = self.meta.output_shape(batch.shape)
         if getattr(output, "shape", None) != expected:
             raise BadInputError(f"the model's output is {getattr(output, 'shape', type(output).__name__)}, not "
                                 f"{expected} as its metadata promises for this input: the artifact is damaged or "
