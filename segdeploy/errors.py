@@ -53,6 +53,10 @@ class BadInputError(SegdeployError):
     exit_code = EXIT_BAD_INPUT
 
 
+class TooLargeError(BadInputError):
+    """An input is over a size limit (bytes or pixels): valid, but more than this caller accepts."""
+
+
 class SegdeployWarning(UserWarning):
     """Something works but may not do what the user expects (the CLI prints it as one 'warning:' line)."""
 

@@ -107,9 +107,9 @@ def _show_reader_log(show: bool) -> None:
 
 def _register() -> None:
     # Command modules import only typer/rich at module level; heavy work is lazy.
-    from segdeploy.cli import adopt, bench, build, calibration_set, demo, export, info, predict, quantize, train
+    from segdeploy.cli import adopt, bench, build, calibration_set, demo, export, info, predict, quantize, serve, train
 
-    for module in (export, adopt, quantize, build, predict, bench, train, calibration_set, info, demo):
+    for module in (export, adopt, quantize, build, predict, serve, bench, train, calibration_set, info, demo):
         module.register(app)
 
 

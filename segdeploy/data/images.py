@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from segdeploy.data.preprocess import to_bgr_uint8
-from segdeploy.errors import BadInputError, library_reason
+from segdeploy.errors import BadInputError, TooLargeError, library_reason
 from segdeploy.fileio import require_file
 from segdeploy.sniff import damaged, describe_head
 
@@ -45,12 +45,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image(path.read_bytes(), str(path))
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """HxWx3 uint8 BGR from encoded bytes (PNG, JPEG, BMP, TIFF, WebP): grayscale and alpha converted,
-    16-bit scaled to 8; images over MAX_IMAGE_PIXELS are refused from their header, before decoding."""
+    16-bit scaled to 8; images over ``max_pixels`` (at most MAX_IMAGE_PIXELS) are refused from their header,
+    before decoding, with TooLargeError."""
     if not data:
         raise BadInputError(f"{name} is empty")
-    if _checked(data, name):
+    if _checked(data, name, min(max_pixels, MAX_IMAGE_PIXELS)):
         image = _decode_png(data, name)
     else:
         with opencv_quiet():
@@ -63,10 +64,10 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     return to_bgr_uint8(image, name)
 
 
-def _checked(data: bytes, name: str) -> bool:
+def _checked(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> bool:
     """What every decode checks first: the pixel count from the header and, for a PNG, its chunks' CRCs.
     True when ``data`` is a PNG."""
-    check_size(data, name)
+    check_size(data, name, max_pixels)
     is_png = data.startswith(PNG_SIGNATURE)
     if is_png:
         check_png_chunks(data, name)
@@ -97,22 +98,29 @@ def _decode_png(data: bytes, name: str) -> np.ndarray:
 _PNG_MODES = {"L", "RGB", "RGBA", "I;16", "I;16B"}  # PIL modes that are already OpenCV-like arrays
 
 
-def check_size(data: bytes, name: str) -> tuple[int, int]:
-    """(width, height) from the header; BadInputError if it is not an image or declares too many pixels."""
+def check_size(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """(width, height) from the header; BadInputError if it is not an image, TooLargeError if it declares
+    no pixels or more than ``max_pixels``."""
     try:
         with Image.open(io.BytesIO(data)) as header:  # parses the header only
             width, height = header.size
     except Image.DecompressionBombError as exc:  # over PIL's own limit, which sits above segdeploy's
-        raise BadInputError(f"{name} declares more than {MAX_IMAGE_PIXELS // 1_000_000} M pixels (a decompression "
+        raise TooLargeError(f"{name} declares more than {MAX_IMAGE_PIXELS // 1_000_000} M pixels (a decompression "
                             "bomb?); images must have 1 to that many: split larger ones into parts") from exc
     except MemoryError:
         raise
     except Exception as exc:  # PIL's plugins raise many types on a malformed header
         raise BadInputError(_header_problem(name, data, exc)) from exc
-    if width < 1 or height < 1 or width * height > MAX_IMAGE_PIXELS:
-        raise BadInputError(f"{name} declares {width}x{height} pixels; images must have 1 to "
-                            f"{MAX_IMAGE_PIXELS // 1_000_000} M pixels (split larger ones into parts)")
+    if width < 1 or height < 1:
+        raise BadInputError(f"{name} declares {width}x{height} pixels; an image needs at least one")
+    if width * height > max_pixels:
+        raise TooLargeError(f"{name} declares {width}x{height} pixels; images must have at most "
+                            f"{_megapixels(max_pixels)} M pixels (split larger ones into parts)")
     return width, height
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.3g}"
 
 
 def _header_problem(name: str, data: bytes, exc: Exception) -> str:
