@@ -1,4 +1,4 @@
-"""Segment image files, folders and videos with a Segmenter and write the results.
+"""Segment image files, folders, videos and ``.txt`` lists of them with a Segmenter and write the results.
 
 Images: ``OUT/<stem>.png`` class map (palette PNG with the metadata's colours, or raw
 class ids) and with ``overlay`` ``OUT/<stem>_overlay.jpg``. Videos: ``OUT/<stem>_overlay.mp4``
@@ -10,11 +10,9 @@ created with the first result. A failure stops the run: results of the inputs be
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import cv2
@@ -23,16 +21,13 @@ import numpy as np
 from segdeploy.data.datasets import IMAGE_SUFFIXES
 from segdeploy.data.images import opencv_quiet, read_image
 from segdeploy.data.videos import Video
-from segdeploy.errors import BadInputError, check_range, convert_choices
+from segdeploy.errors import BadInputError, check_range, convert_choices, library_reason, printable
 from segdeploy.fileio import atomic_output, atomic_write_bytes
+from segdeploy.runtime.encoding import MaskFormat, encode_image, encode_mask
 from segdeploy.runtime.segmenter import Segmenter
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-
-
-class MaskFormat(StrEnum):
-    PALETTE = "palette"  # palette PNG in the metadata's colours
-    IDS = "ids"  # 8-bit PNG of raw class ids
+LIST_SUFFIX = ".txt"  # a text file of input paths
 
 
 @dataclass(frozen=True)
@@ -65,10 +60,9 @@ class PredictReport:
 
 
 def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
-    """(images, videos) named by ``inputs`` (files or folders, folders not recursed)."""
+    """(images, videos) named by ``inputs``: files, folders (not recursed) and ``.txt`` lists of them."""
     images, videos = [], []
-    for raw in inputs:
-        path = Path(raw)
+    for path in _expand_lists(inputs):
         if path.is_dir():
             known = IMAGE_SUFFIXES | VIDEO_SUFFIXES
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in known)
@@ -77,7 +71,7 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
         elif path.is_file():
             found = [path]
         else:
-            raise BadInputError(f"input not found: {path}")
+            raise BadInputError(f"input not found: {printable(str(path))}")
         for file in found:
             suffix = file.suffix.lower()
             if suffix in VIDEO_SUFFIXES:
@@ -87,6 +81,28 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
             else:
                 raise BadInputError(f"{file}: not an image or video file type")
     return images, videos
+
+
+def _expand_lists(inputs: list[str | Path]) -> list[Path]:
+    """``inputs`` with each ``.txt`` file replaced by the paths it lists: one a line, relative to its folder
+    (blank lines skipped); a list names files and folders, not other lists."""
+    expanded = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.suffix.lower() != LIST_SUFFIX or not path.is_file():
+            expanded.append(path)
+            continue
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInputError(f"{path}: cannot read it as a list of paths ({library_reason(exc)})") from exc
+        listed = [path.parent / line.strip() for line in lines if line.strip()]
+        if not listed:
+            raise BadInputError(f"{path} lists no paths (one image, video or folder a line)")
+        if nested := next((item for item in listed if item.suffix.lower() == LIST_SUFFIX), None):
+            raise BadInputError(f"{path} names another list, {printable(str(nested))}; lists do not nest")
+        expanded.extend(listed)
+    return expanded
 
 
 def _count_frames(images: list[Path], videos: list[Path]) -> int:
@@ -135,7 +151,7 @@ def _predict_video(segmenter, path: Path, out: Path, config: PredictConfig,
                    tick: Callable[[], None]) -> tuple[int, list[str]]:
     video = Video(path)
     target = out / f"{path.stem}_overlay.mp4"
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     written, count = [], 0
     try:
         with atomic_output(target) as tmp:
@@ -182,24 +198,24 @@ def _overlay_writer(target: Path, video: Video, shape: tuple[int, ...]) -> cv2.V
 MAX_FPS, DEFAULT_FPS = 1000.0, 25.0
 
 
-def _write_mask(target: Path, mask: np.ndarray, segmenter: Segmenter, mask_format: str) -> str:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if mask_format == MaskFormat.IDS:
-        return _write_encoded(target, mask)
-    from PIL import Image
+def make_folder(folder: Path) -> None:
+    """Create the output ``folder`` (and its parents) unless it exists; one BadInputError line when it cannot be
+    (a file in the way, no permission)."""
+    if folder.exists() and not folder.is_dir():
+        raise BadInputError(f"cannot write into {folder}: it is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from exc
 
-    image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), np.ascontiguousarray(mask).tobytes())
-    image.putpalette([channel for colour in segmenter.meta.palette for channel in colour])
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    atomic_write_bytes(target, buffer.getvalue())
+
+def _write_mask(target: Path, mask: np.ndarray, segmenter: Segmenter, mask_format: str) -> str:
+    make_folder(target.parent)
+    atomic_write_bytes(target, encode_mask(mask, segmenter.meta.palette, mask_format))
     return str(target)
 
 
 def _write_encoded(target: Path, image: np.ndarray) -> str:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(target.suffix, image)
-    if not ok:
-        raise BadInputError(f"OpenCV cannot encode {target.suffix} images")
-    atomic_write_bytes(target, encoded.tobytes())
+    make_folder(target.parent)
+    atomic_write_bytes(target, encode_image(image, target.suffix))
     return str(target)

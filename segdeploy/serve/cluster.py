@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from segdeploy.errors import MissingDependencyError, UsageError, library_reason,
 
 # Ray's own chatter (usage stats prompt, dashboard) is off: segdeploy prints what matters in one line.
 _QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
+CONNECT_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
     """Ray, started (``address=None``: a new local instance with ``num_cpus``, its Prometheus metrics on
     ``metrics_port``) or joined, for the block; a started instance is shut down on leaving."""
     ray = require_ray()
+    if address not in (None, "auto"):
+        _check_reachable(address)
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
     # Ray 2.60's own gRPC ports listen on every interface even for a local instance (it rewrites a loopback
@@ -63,6 +67,18 @@ def ray_session(address: str | None = None, num_cpus: int | None = None,
         yield session
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """An address nothing answers on would have Ray retry for minutes: a TCP connect says so at once."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address takes HOST:PORT (the head's GCS, e.g. 10.0.0.5:6379) or auto, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise MissingDependencyError(f"nothing answers at {address} ({exc.strerror or exc}): start the cluster "
+                                     "with 'ray start --head', or leave out --address to start a local one") from exc
 
 
 def leftover_processes(session_dir: str, wait_s: float = 10.0) -> list[str]:

@@ -156,7 +156,7 @@ def test_version():
     assert result.exit_code == 0 and result.stdout.startswith("segdeploy ")
 
 
-HEAVY = ("torch", "onnxruntime", "openvino", "nncf", "tensorrt")
+HEAVY = ("torch", "onnxruntime", "openvino", "nncf", "tensorrt", "ray", "pyarrow", "pandas")
 
 
 def test_import_and_help_stay_light():
@@ -164,7 +164,8 @@ def test_import_and_help_stay_light():
         "import sys, segdeploy\n"
         "from typer.testing import CliRunner\n"
         "from segdeploy.cli.app import app\n"
-        "for args in (['--help'], ['export', '--help'], ['info', '--help']):\n"
+        "for args in (['--help'], ['export', '--help'], ['info', '--help'], ['serve', '--help'],\n"
+        "             ['predict', '--help']):\n"
         "    assert CliRunner().invoke(app, args).exit_code == 0\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
     )

@@ -38,7 +38,8 @@ from segdeploy.errors import SegdeployError
 
 runner = CliRunner()
 GROUP = get_command(app)
-COMMANDS = ["export", "adopt", "quantize", "build", "predict", "bench", "train", "calibration-set", "info", "demo"]
+COMMANDS = ["export", "adopt", "quantize", "build", "predict", "serve", "bench", "train", "calibration-set", "info",
+            "demo"]
 DOCUMENTED_CODES = {0, 1, 2, 3, 4}
 HUGE_INT = "99999999999999999999"  # > 2**64
 
@@ -234,6 +235,8 @@ def stubbed(monkeypatch, world):
     import segdeploy.quantize.int8
     import segdeploy.quantize.openvino_int8
     import segdeploy.runtime.artifacts
+    import segdeploy.serve.batch
+    import segdeploy.serve.server
     import segdeploy.train.trainer
     import segdeploy.trt.builder
 
@@ -255,6 +258,9 @@ def stubbed(monkeypatch, world):
     # train: TrainConfig runs; train_model (thread count, seeding, data, the epochs) does not.
     monkeypatch.setattr(segdeploy.train.trainer, "train_model", _stub("train_model"))
     monkeypatch.setattr(segdeploy.demo, "run_demo", _stub("run_demo"))
+    # serve: ServeConfig and the API key's reading run; Ray never starts. predict --ray: its checks run, Ray does not.
+    monkeypatch.setattr(segdeploy.serve.server, "serve_artifact", _stub("serve_artifact"))
+    monkeypatch.setattr(segdeploy.serve.batch, "_segment_on_ray", _stub("ray"))
     # info: real, but no forward pass at an absurd size (a real 99999x99999 image is 120 GB).
     real_profile = segdeploy.models.profile.profile_model
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -163,13 +164,16 @@ def _log_files(session_dir):
     return [path for path in (Path(session_dir) / "logs").rglob("*") if path.is_file() and path.stat().st_size < 50e6]
 
 
-def _load(url, images, expected, clients=16, per_client=25):
-    """``clients`` threads x ``per_client`` requests through SegmentClient: (latencies s, wrong, retried)."""
+def _load(url, images, expected, clients=16, per_client=25, stop=None):
+    """``clients`` threads x ``per_client`` requests (fewer once ``stop`` is set) through SegmentClient:
+    (latencies s, wrong, retried)."""
     client = SegmentClient(url, api_key=KEY, retries=8, backoff_s=0.1)
 
     def one_client(seed):
         latencies, wrong = [], 0
         for index in range(per_client):
+            if stop is not None and stop.is_set():
+                break
             pick = (seed + index) % len(images)
             started = time.perf_counter()
             mask = client.predict(images[pick])
@@ -220,13 +224,16 @@ def test_a_full_queue_is_503_with_retry_after(serve_with, base_config, images):
 def test_autoscaling_adds_a_replica_under_load_and_removes_it_after(serve_with, base_config, images, expected):
     url = serve_with(replace(base_config, autoscale=(1, 2), scale_down_s=2.0, max_batch=2))
     assert len(_replicas()) == 1
+    enough = threading.Event()
     with ThreadPoolExecutor(1) as background:
-        load = background.submit(_load, url, images, expected, 12, 40)
+        load = background.submit(_load, url, images, expected, 12, 400, enough)
         deadline = time.monotonic() + 40
         while len(_replicas()) < 2 and not load.done():
             assert time.monotonic() < deadline, "no second replica under load within 40 s"
             time.sleep(0.25)
         scaled_up = len(_replicas())
+        time.sleep(1.0)  # the new replica takes requests too
+        enough.set()
         _, wrong, _ = load.result(timeout=120)
     assert scaled_up == 2 and wrong == 0
     deadline = time.monotonic() + 40
