@@ -79,9 +79,17 @@ def unet_export(export_dir):
 
 
 @pytest.fixture(scope="session")
-def swin_export(export_dir):
-    """swin_seg_tiny with a 64x80 eval size: every stage has one window there, the hard case to trace."""
-    return _export(export_dir, "swin_seg_tiny", "swin_seg_tiny", eval_size=(64, 80))
+def swin_export(export_dir, trained_checkpoint):
+    """(model, meta, report) of swin_seg_tiny trained on the synthetic scenes at 64x80, its eval size (every stage
+    has one window there, the hard case to trace), exported once per session: a Swin export takes ~80 s on
+    2 cores, so the export tests and the quantize tests (``swin_fp32``) share this one."""
+    from segdeploy.export.config import ExportConfig
+    from segdeploy.export.onnx_export import export_onnx
+    from segdeploy.models.checkpoint import load_model
+
+    model, meta = load_model(trained_checkpoint("swin_seg_tiny"))
+    assert meta.preprocess.eval_size == (64, 80), "the trainer's input size is the export's eval size"
+    return model, meta, export_onnx(model, export_dir / "swin_seg_tiny.onnx", ExportConfig(), meta)
 
 
 @pytest.fixture(scope="session")

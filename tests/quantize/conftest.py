@@ -18,5 +18,6 @@ def unet_fp32(trained_checkpoint):
 
 
 @pytest.fixture(scope="session")
-def swin_fp32(trained_checkpoint):
-    return _trained_export(trained_checkpoint, "swin_seg_tiny")
+def swin_fp32(swin_export):
+    """The trained swin_seg_tiny's ONNX: the export tests' (one Swin export per session)."""
+    return swin_export[2].output
