@@ -10,6 +10,7 @@ against the replica's health.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 from ray import serve
@@ -57,6 +58,7 @@ class SegmentReplica:
         self._segment_batch.set_max_batch_size(config.max_batch)
         self._segment_batch.set_batch_wait_timeout_s(config.batch_wait_ms / 1000)
         self.batch_sizes: list[int] = []  # sizes of the batches formed, for load tests and benchmarks
+        self.handler_seconds: list[float] = []  # each answered segment request, from its start in the replica
         self.drain_control = drain_control
         self.draining = False
         self.held = 0  # segment requests accepted and not yet answered
@@ -87,10 +89,12 @@ class SegmentReplica:
             raise HttpError(503, "the server is shutting down: retry in a moment (another replica or server)",
                             {"Retry-After": str(self.config.retry_after_s)})
         self.held += 1
+        started = time.perf_counter()
         try:
             return await self._answer(request)
         finally:
             self.held -= 1
+            self.handler_seconds.append(time.perf_counter() - started)
 
     async def _answer(self, request: Request) -> Response:
         fmt = reply_format(request.query_params)
@@ -122,9 +126,14 @@ class SegmentReplica:
                 return
             await asyncio.sleep(REPORT_PERIOD_S)
 
-    def formed_batches(self) -> list[int]:
-        """The sizes of the batches this replica has run (for tests and the load benchmark)."""
-        return list(self.batch_sizes)
+    def stats(self, reset: bool = False) -> dict[str, list]:
+        """For the load benchmark: the sizes of the batches this replica ran and the seconds it spent on each
+        segment request (reading the body to the reply's bytes); ``reset`` starts both afresh."""
+        answer = {"batch_sizes": list(self.batch_sizes), "handler_seconds": list(self.handler_seconds)}
+        if reset:
+            self.batch_sizes.clear()
+            self.handler_seconds.clear()
+        return answer
 
     def check_health(self) -> None:
         """Ray Serve's periodic probe: the backend must still hold its resources."""
