@@ -131,6 +131,7 @@ def test_users_own_module_exports_with_metadata(tmp_path):
     assert read_metadata(load_onnx(report.output)).arch == "my_net"
 
 
+@pytest.mark.slow  # the session's Swin-Seg export (~80 s on 2 cores)
 def test_dynamic_swin_export_from_a_small_eval_size(swin_export):
     # At 64x80 every Swin stage has one window; tracing there would specialise the graph.
     _, meta, report = swin_export
