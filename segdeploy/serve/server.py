@@ -15,8 +15,9 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from segdeploy.errors import BadInputError, MissingDependencyError, SegdeployWarning
+from segdeploy.errors import BadInputError, MissingDependencyError, SegdeployWarning, library_reason
 from segdeploy.fileio import require_file, sha256_file
+from segdeploy.runtime.segmenter import Segmenter
 from segdeploy.serve.cluster import RaySession, ray_session
 from segdeploy.serve.config import ServeConfig
 from segdeploy.serve.drain import drain, start_control
@@ -42,7 +43,10 @@ def serve_artifact(config: ServeConfig, stop: threading.Event,
     """Serve ``config.artifact`` until ``stop`` is set (``stop_on_signals``: also on SIGINT/SIGTERM, from the
     main thread); ``on_ready`` is called once the first replica has loaded the model and answered its
     warm-up. Returns where it served."""
-    require_file(config.artifact, "artifact")
+    # The replicas' Segmenter made here first (cheap: no model loaded): a damaged or foreign file, a backend that
+    # cannot run it or is not installed is one line before Ray starts, not a replica failing in a loop.
+    Segmenter(require_file(config.artifact, "artifact"), backend=config.backend, device=config.device,
+              threads=config.threads)
     if config.address is None:
         _check_port_free(config.host, config.port)
     with ray_session(config.address, metrics_port=config.metrics_port) as session:
@@ -79,8 +83,12 @@ def deploy(config: ServeConfig, session: RaySession, drain_control=None) -> Serv
         ray_actor_options={"num_cpus": config.cpus_per_replica, "num_gpus": 1 if config.device == "cuda" else 0},
         graceful_shutdown_timeout_s=DRAIN_TIMEOUT_S, health_check_period_s=HEALTH_PERIOD_S,
         **_scaling(config))
-    serve.run(deployment.bind(config, sha256_file(config.artifact), drain_control), name=APP_NAME,
-              route_prefix="/")
+    try:
+        serve.run(deployment.bind(config, sha256_file(config.artifact), drain_control), name=APP_NAME,
+                  route_prefix="/")
+    except RuntimeError as exc:  # Ray's "Deploying application ... failed": a replica's constructor raised
+        raise BadInputError(f"the replicas could not load {config.artifact.name} ({library_reason(exc)}); their "
+                            f"errors are in {session.session_dir}/logs/serve/") from exc
     http = serve.context._get_global_client().http_config  # what the cluster's proxies really bind
     return ServerInfo(url=f"http://{http.host}:{http.port}", metrics_url=_metrics_url(),
                       ray_address=session.address, replicas=config.replica_range)

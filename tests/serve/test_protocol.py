@@ -138,3 +138,23 @@ def test_the_api_key_comes_from_a_file_or_the_environment(tmp_path):
     assert read_api_key(None, {}) is None
     with pytest.raises(BadInputError, match="cannot read"):
         read_api_key(tmp_path / "missing", {})
+
+
+
+def test_a_damaged_artifact_or_missing_backend_is_one_line_before_ray_starts(tmp_path, monkeypatch, artifacts):
+    import threading
+
+    import segdeploy.serve.server as server
+    from segdeploy.errors import MissingDependencyError
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr(server, "ray_session", no_ray)
+    (tmp_path / "broken.onnx").write_bytes(b"\x08\x07garbage")
+    with pytest.raises(BadInputError, match="broken.onnx"):
+        server.serve_artifact(ServeConfig(tmp_path / "broken.onnx"), threading.Event())
+    with pytest.raises(BadInputError, match="missing.onnx"):
+        server.serve_artifact(ServeConfig(tmp_path / "missing.onnx"), threading.Event())
+    with pytest.raises(MissingDependencyError, match="tensorrt"):
+        server.serve_artifact(ServeConfig(artifacts["onnxruntime"], backend="tensorrt"), threading.Event())
